@@ -1,0 +1,40 @@
+# The two commands a new user needs: `make reproduce` and `make test`.
+# Everything installs into .venv/ at the repository root (git-ignored).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+CONFIG ?= configs/default.yaml
+
+.PHONY: install reproduce test test-fast lab lock clean-results
+
+$(STAMP): pyproject.toml requirements/constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c requirements/constraints.txt -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## Run the whole study (all notebooks via papermill) for CONFIG (default: configs/default.yaml).
+reproduce: install
+	$(PY) -m crack_utils.pipeline --config $(CONFIG)
+
+## Run the test suite (unit tests, notebook test on a tiny config, real-data tests when ../shared/data exists).
+test: install
+	$(PY) -m pytest
+
+## Unit tests only (no notebook execution).
+test-fast: install
+	$(PY) -m pytest -m "not notebooks"
+
+## Open the notebooks in JupyterLab.
+lab: install
+	$(VENV)/bin/jupyter lab notebooks/
+
+## Regenerate the lock file from a fresh resolve of pyproject.toml.
+lock:
+	rm -rf /tmp/crack-lock-venv && $(PYTHON) -m venv /tmp/crack-lock-venv
+	/tmp/crack-lock-venv/bin/pip install --quiet "torch==2.13.0" "torchvision==0.28.0" -e ".[dev]"
+	/tmp/crack-lock-venv/bin/pip freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu$$/torch==\1/' > requirements/constraints.txt.new
+	mv requirements/constraints.txt.new requirements/constraints.txt

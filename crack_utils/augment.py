@@ -1,0 +1,39 @@
+"""Augmentation, behind this one module (albumentations 2.0.8 is pinned: its last MIT release).
+
+The paper's augmentations: rotation, flips, brightness/contrast and Gaussian noise. Geometric transforms
+move image and mask together (masks with nearest-neighbour, so 1-px cracks stay binary); the distance map
+is computed *after* augmentation by the loader, so it always follows the augmented mask. Evaluation uses
+no augmentation, only normalization (deterministic).
+"""
+from __future__ import annotations
+
+import albumentations as A
+import cv2
+import numpy as np
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def training_augmentation(rotation_limit: float = 30.0, p_flip: float = 0.5, p_color: float = 0.5,
+                          noise_std: tuple[float, float] = (0.02, 0.08), seed: int | None = None) -> A.Compose:
+    """Random D4 symmetries plus small-angle rotation, brightness/contrast and Gaussian noise.
+
+    Input ``image`` uint8 (H, W, 3), ``mask`` uint8 (H, W); output the same shapes and dtypes.
+    """
+    return A.Compose([
+        A.HorizontalFlip(p=p_flip),
+        A.VerticalFlip(p=p_flip),
+        A.RandomRotate90(p=1.0),
+        A.Rotate(limit=rotation_limit, interpolation=cv2.INTER_LINEAR, mask_interpolation=cv2.INTER_NEAREST,
+                 border_mode=cv2.BORDER_REFLECT_101, p=0.5),
+        A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.2, p=p_color),
+        A.GaussNoise(std_range=noise_std, p=p_color),
+    ], seed=seed)
+
+
+def normalize(image: np.ndarray) -> np.ndarray:
+    """uint8 (H, W, 3) -> float32 (3, H, W), ImageNet mean/std (the encoders' convention)."""
+    x = image.astype(np.float32) / 255.0
+    x = (x - np.asarray(IMAGENET_MEAN, np.float32)) / np.asarray(IMAGENET_STD, np.float32)
+    return np.ascontiguousarray(x.transpose(2, 0, 1))

@@ -1,0 +1,40 @@
+"""Predict on a split (or any extra images/masks folder) and score the thresholded predictions."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from crack_utils.augment import normalize
+from crack_utils.metrics import METRICS, per_image_scores, pooled_scores
+
+
+@torch.no_grad()
+def predict_probabilities(model: torch.nn.Module, images: np.ndarray, batch_size: int = 25,
+                          device: torch.device | str = "cpu", progress: bool = True) -> np.ndarray:
+    """Crack probabilities float32 (N, S, S) for uint8 images (N, S, S, 3); deterministic (eval mode)."""
+    device = torch.device(device)
+    model.to(device).eval()
+    out = np.empty(images.shape[:3], np.float32)
+    for start in tqdm(range(0, len(images), batch_size), desc="predicting", disable=not progress):
+        batch = np.stack([normalize(im) for im in images[start:start + batch_size]])
+        x = torch.from_numpy(batch).to(device)
+        if device.type == "cpu":
+            x = x.contiguous(memory_format=torch.channels_last)
+        out[start:start + len(batch)] = torch.sigmoid(model(x)).float().cpu().numpy()[:, 0]
+    return out
+
+
+def score_predictions(probs: np.ndarray, masks: np.ndarray, keys, threshold: float = 0.5):
+    """``(per_image, pooled)``: a per-image DataFrame (``key`` + metrics + counts) and a dict of pooled
+    scores plus the per-image means under ``macro_<metric>``."""
+    if not 0.0 < threshold < 1.0:
+        raise ValueError(f"threshold must be in (0, 1), got {threshold}")
+    pred = probs > threshold
+    target = masks.astype(bool)
+    per_image = per_image_scores(pred, target)
+    per_image.insert(0, "key", list(keys))
+    pooled = pooled_scores(pred, target)
+    pooled.update({f"macro_{k}": float(per_image[k].mean()) for k in METRICS})
+    return per_image, pooled

@@ -1,0 +1,102 @@
+"""Figures: Figure 2 (predictions side by side), training curves, example grids, distance maps."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from crack_utils.tables import LOSS_LABELS
+
+def choose_examples(manifest_rows: pd.DataFrame, n: int = 4) -> list[str]:
+    """Deterministic Figure 2 choice: ``n`` keys of pairs with cracks spread over the crack-fraction
+    range (evenly spaced quantiles of the sorted fraction, ties broken by key)."""
+    rows = manifest_rows[manifest_rows["crack_fraction"] > 0].sort_values(["crack_fraction", "key"])
+    if rows.empty:
+        rows = manifest_rows.sort_values("key")
+    if len(rows) <= n:
+        return rows["key"].tolist()
+    picks = np.linspace(0, len(rows) - 1, n + 2)[1:-1].round().astype(int)
+    return rows["key"].iloc[picks].tolist()
+
+def figure2(images: np.ndarray, masks: np.ndarray, predictions: dict[str, np.ndarray], keys=None,
+            overlay: bool = False):
+    """Original, ground truth and one column per loss (the paper's Figure 2 shape).
+
+    ``images`` uint8 (n, S, S, 3), ``masks`` (n, S, S), ``predictions`` loss -> binary (n, S, S). With
+    ``overlay`` the prediction columns colour TP white, FP red and FN blue.
+    """
+    columns = ["Original Image", "Ground Truth"] + [LOSS_LABELS.get(k, k) for k in predictions]
+    n = len(images)
+    fig, axes = plt.subplots(n, len(columns), figsize=(2.2 * len(columns), 2.2 * n), squeeze=False)
+    for r in range(n):
+        panels = [images[r], masks[r]] + [p[r] for p in predictions.values()]
+        for c, panel in enumerate(panels):
+            ax = axes[r, c]
+            if c >= 2 and overlay:
+                ax.imshow(error_overlay(panel, masks[r]))
+            else:
+                ax.imshow(panel, cmap=None if panel.ndim == 3 else "gray", vmin=0, vmax=1 if panel.ndim == 2 else None)
+            ax.set_xticks([]), ax.set_yticks([])
+            if r == 0:
+                ax.set_title(columns[c], fontsize=9)
+            if c == 0 and keys is not None:
+                ax.set_ylabel(str(keys[r])[-24:], fontsize=7)
+    fig.tight_layout()
+    return fig
+
+def error_overlay(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """RGB float (S, S, 3): true positives white, false positives red, false negatives blue."""
+    pred, target = pred.astype(bool), target.astype(bool)
+    rgb = np.zeros(pred.shape + (3,), np.float32)
+    rgb[pred & target] = (1, 1, 1)
+    rgb[pred & ~target] = (1, 0.15, 0.15)
+    rgb[~pred & target] = (0.2, 0.4, 1)
+    return rgb
+
+def training_curves(histories: dict[str, pd.DataFrame]):
+    """Training and validation loss, and validation Dice, per epoch for each run (label -> history)."""
+    long = pd.concat([h.assign(run=label) for label, h in histories.items()], ignore_index=True)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    loss = long.melt(id_vars=["run", "epoch"], value_vars=["train_loss", "val_loss"], var_name="split", value_name="loss")
+    sns.lineplot(data=loss, x="epoch", y="loss", hue="run", style="split", marker="o", ax=axes[0])
+    sns.lineplot(data=long, x="epoch", y="val_dice", hue="run", marker="o", ax=axes[1])
+    axes[0].set_title("loss per epoch (each loss on its own scale)")
+    axes[1].set_title("validation Dice (pooled, threshold 0.5)")
+    fig.tight_layout()
+    return fig
+
+def pair_grid(images: np.ndarray, masks: np.ndarray, titles=None, columns: int = 6):
+    """Image with the mask outlined in red, for example and flagged-label grids."""
+    n = len(images)
+    rows = max(1, int(np.ceil(n / columns)))
+    fig, axes = plt.subplots(rows, columns, figsize=(2 * columns, 2.1 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i in range(n):
+        ax = axes.flat[i]
+        ax.imshow(images[i])
+        if masks[i].any():
+            ax.contour(masks[i].astype(float), levels=[0.5], colors="red", linewidths=0.6)
+        if titles is not None:
+            ax.set_title(str(titles[i])[:40], fontsize=6)
+    fig.tight_layout()
+    return fig
+
+def distance_examples(images: np.ndarray, masks: np.ndarray, maps: np.ndarray, titles=None):
+    """Rows of (image, mask, distance map) with a colour bar for the map."""
+    n = len(images)
+    fig, axes = plt.subplots(n, 3, figsize=(7.5, 2.4 * n), squeeze=False)
+    for r in range(n):
+        axes[r, 0].imshow(images[r])
+        axes[r, 1].imshow(masks[r], cmap="gray")
+        im = axes[r, 2].imshow(maps[r], cmap="magma", vmin=0, vmax=1)
+        fig.colorbar(im, ax=axes[r, 2], fraction=0.046)
+        for c, title in enumerate(["image", "mask", "normalized distance"]):
+            axes[r, c].set_xticks([]), axes[r, c].set_yticks([])
+            if r == 0:
+                axes[r, c].set_title(title, fontsize=9)
+        if titles is not None:
+            axes[r, 0].set_ylabel(str(titles[r])[-24:], fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,179 @@
+"""Losses compared in the study: BCE, Dice and the Distance-based Loss (Özcan & Schmiedecke 2024).
+
+Pure functions on probabilities/logits, thin ``nn.Module`` wrappers, one factory :func:`make_loss`.
+Every loss returned by the factory is called as ``loss(logits, target, dist)`` with float tensors of
+shape (N, 1, H, W): ``logits`` raw model outputs, ``target`` in {0, 1}, ``dist`` the normalized
+distance maps of :func:`crack_utils.distance.distance_map` (ignored by BCE and Dice).
+
+Empty-mask rule (crack-free images). smp's ``DiceLoss`` multiplies the loss by ``target.sum() > 0``,
+so it is 0 on a crack-free target *whatever the prediction*. Ours is not: the soft Dice is pooled over
+the whole batch with a smoothing term of 1 pixel, ``1 - (2·Σpy + s) / (Σp + Σy + s)``, which is 0 for
+an empty prediction on an empty target and tends to 1 as false positives grow. On non-empty targets it
+matches smp's value up to the smoothing term (a test checks this). The distance maps give every pixel of
+a crack-free image the value 1 (every false positive maximally far).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+DIST_MODES: tuple[str, ...] = ("soft", "hard")
+DEFAULT_ALPHA = 4.0
+DICE_SMOOTH = 1.0
+DIST_EPS = 1.0
+
+
+def _check_shapes(logits: torch.Tensor, target: torch.Tensor, dist: torch.Tensor | None = None) -> None:
+    if logits.dim() != 4 or logits.shape[1] != 1:
+        raise ValueError(f"logits must have shape (N, 1, H, W), got {tuple(logits.shape)}")
+    if target.shape != logits.shape:
+        raise ValueError(f"target shape {tuple(target.shape)} does not match logits {tuple(logits.shape)}")
+    if dist is not None and dist.shape != logits.shape:
+        raise ValueError(f"dist shape {tuple(dist.shape)} does not match logits {tuple(logits.shape)}")
+
+
+def soft_dice_loss(probs: torch.Tensor, target: torch.Tensor, smooth: float = DICE_SMOOTH) -> torch.Tensor:
+    """Soft Dice loss pooled over the batch: ``1 - (2·Σ p·y + s) / (Σ p + Σ y + s)``.
+
+    The paper's Eq. 2 prints the Dice *coefficient* 2TP / (2TP + FP + FN); the loss is one minus its soft
+    form on probabilities. ``probs``, ``target``: same shape, any. Empty target: ``Σp / (Σp + s)``, so
+    false positives on crack-free images are penalized (unlike smp's ``DiceLoss``). Returns a scalar.
+    """
+    probs = probs.float()
+    target = target.float()
+    intersection = (probs * target).sum()
+    denominator = probs.sum() + target.sum()
+    return 1.0 - (2.0 * intersection + smooth) / (denominator + smooth)
+
+
+def soft_false_positive_distance(
+    probs: torch.Tensor, target: torch.Tensor, dist: torch.Tensor, eps: float = DIST_EPS
+) -> torch.Tensor:
+    """Differentiable L_Dist (Eq. 3): ``Σ p·(1-y)·d / (Σ p·(1-y) + eps)``, pooled over the batch.
+
+    The soft false-positive mass ``p·(1-y)`` replaces the count of false positives, so every background
+    pixel contributes in proportion to its probability. ``eps`` (default one pixel of mass) makes the term
+    tend to 0 when there is (almost) no false-positive mass, as the hard form is 0 without false positives.
+    ``dist`` in [0, 1] (1 everywhere on crack-free images). Returns a scalar in [0, 1).
+    """
+    fp_mass = probs.float() * (1.0 - target.float())
+    return (fp_mass * dist.float()).sum() / (fp_mass.sum() + eps)
+
+
+def hard_false_positive_distance(
+    probs: torch.Tensor, target: torch.Tensor, dist: torch.Tensor, threshold: float = 0.5
+) -> torch.Tensor:
+    """Literal L_Dist (Eq. 3): mean ``dist`` over thresholded false positives, 0 if there are none.
+
+    False positives are pixels with ``probs > threshold`` and ``target == 0``, pooled over the batch. The
+    value is a constant with no gradient of its own: in Eq. 1 it only rescales the Dice gradient.
+    """
+    with torch.no_grad():
+        fp = (probs > threshold) & (target < 0.5)
+        n_fp = fp.sum()
+        if n_fp == 0:
+            return torch.zeros((), device=probs.device)
+        return dist.float()[fp].sum() / n_fp
+
+
+def distance_based_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    dist: torch.Tensor,
+    alpha: float = DEFAULT_ALPHA,
+    mode: str = "soft",
+    threshold: float = 0.5,
+) -> torch.Tensor:
+    """Distance-based Loss, Eq. 1: ``L_DL = L_Dice · (1 + L_Dist · (α - 1))``.
+
+    ``logits``, ``target``, ``dist``: (N, 1, H, W). ``L_Dice`` is :func:`soft_dice_loss` on
+    ``sigmoid(logits)``; ``L_Dist`` is :func:`soft_false_positive_distance` (``mode="soft"``, default) or
+    :func:`hard_false_positive_distance` (``mode="hard"``). α = 1 gives plain Dice; the paper uses α = 4.
+    """
+    _check_shapes(logits, target, dist)
+    _check_alpha(alpha)
+    if mode not in DIST_MODES:
+        raise ValueError(f"unknown L_Dist mode {mode!r}; valid: {', '.join(DIST_MODES)}")
+    probs = torch.sigmoid(logits.float())
+    dice = soft_dice_loss(probs, target)
+    if mode == "soft":
+        l_dist = soft_false_positive_distance(probs, target, dist)
+    else:
+        l_dist = hard_false_positive_distance(probs, target, dist, threshold=threshold)
+    return dice * (1.0 + l_dist * (alpha - 1.0))
+
+
+def _check_alpha(alpha: float) -> None:
+    if not (isinstance(alpha, (int, float)) and alpha > 0):
+        raise ValueError(f"alpha must be a positive number (paper: 4), got {alpha!r}")
+
+
+class BCELoss(nn.Module):
+    """Binary cross-entropy on logits, mean over pixels (``F.binary_cross_entropy_with_logits``).
+
+    Crack-free images need no special rule: every pixel is a well-defined negative.
+    """
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, dist: torch.Tensor | None = None) -> torch.Tensor:
+        _check_shapes(logits, target)
+        return F.binary_cross_entropy_with_logits(logits.float(), target.float())
+
+
+class DiceLoss(nn.Module):
+    """Soft Dice loss on ``sigmoid(logits)``, pooled over the batch (see :func:`soft_dice_loss`)."""
+
+    def __init__(self, smooth: float = DICE_SMOOTH):
+        super().__init__()
+        if smooth < 0:
+            raise ValueError(f"smooth must be >= 0, got {smooth!r}")
+        self.smooth = smooth
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, dist: torch.Tensor | None = None) -> torch.Tensor:
+        _check_shapes(logits, target)
+        return soft_dice_loss(torch.sigmoid(logits.float()), target, smooth=self.smooth)
+
+
+class DistanceBasedLoss(nn.Module):
+    """Distance-based Loss (Eq. 1-3) as a module; see :func:`distance_based_loss`."""
+
+    def __init__(self, alpha: float = DEFAULT_ALPHA, mode: str = "soft", threshold: float = 0.5):
+        super().__init__()
+        _check_alpha(alpha)
+        if mode not in DIST_MODES:
+            raise ValueError(f"unknown L_Dist mode {mode!r}; valid: {', '.join(DIST_MODES)}")
+        self.alpha, self.mode, self.threshold = float(alpha), mode, threshold
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
+        return distance_based_loss(logits, target, dist, self.alpha, self.mode, self.threshold)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}, mode={self.mode!r}"
+
+
+LOSSES: dict[str, Callable[..., nn.Module]] = {
+    "bce": BCELoss,
+    "dice": DiceLoss,
+    "distance": DistanceBasedLoss,
+}
+
+
+def make_loss(name: str, **kwargs) -> nn.Module:
+    """Build a loss by name: ``"bce"``, ``"dice"`` or ``"distance"`` (keyword options go to its class).
+
+    Raises ``ValueError`` listing the valid names for an unknown one, and ``TypeError`` naming the
+    accepted options for an unknown keyword.
+    """
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}; valid: {', '.join(LOSSES)}")
+    try:
+        return LOSSES[name](**kwargs)
+    except TypeError as err:
+        import inspect
+
+        params = [p for p in inspect.signature(LOSSES[name].__init__).parameters if p != "self"]
+        raise TypeError(
+            f"bad options {sorted(kwargs)} for loss {name!r}; it accepts: {', '.join(params) or 'none'}"
+        ) from err

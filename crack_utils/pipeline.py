@@ -1,0 +1,217 @@
+"""Run a whole study: ``python -m crack_utils.pipeline --config configs/default.yaml``.
+
+Reads the study config, executes the notebooks with papermill in order (03 and 04 once per loss and
+seed), and writes under ``results/<config name>/``::
+
+    01_data/  02_distance/  03_train/<loss>-seed<k>/  04_evaluate/<loss>-seed<k>/  05_report/
+    table1.csv  table1.md  figure2.png  report.html  (published from 05_report)
+
+Each run folder holds the executed notebook, its HTML rendering, ``run_metadata.json`` and the
+notebook's own outputs. A run is executed in ``.tmp-<run>`` and renamed when it succeeds, so an earlier
+successful result is replaced only by a complete new one. A failing cell stops the study with a message
+naming the notebook and cell; the failed attempt is kept as ``<run>.failed`` for inspection.
+Checkpoints live in ``results/<name>/checkpoints/<loss>-seed<k>/`` so a rerun resumes an interrupted
+training with the same parameters.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from crack_utils import run_metadata
+from crack_utils.config import ConfigError, load_config
+from crack_utils.paths import repo_root
+
+NOTEBOOKS = {
+    "data": "notebooks/01_clean_data.ipynb",
+    "distance": "notebooks/02_distance_maps.ipynb",
+    "train": "notebooks/03_train_model.ipynb",
+    "evaluate": "notebooks/04_evaluate_model.ipynb",
+    "report": "notebooks/05_make_figures.ipynb",
+}
+PUBLISHED = ("table1.csv", "table1.md", "figure2.png", "figure2_errors.png", "training_curves.png",
+             "scores.csv", "aggregation_conventions.csv")
+
+
+class StudyError(RuntimeError):
+    """A stage failed; the message says which notebook and cell, and where the partial output is."""
+
+
+@dataclass
+class Run:
+    stage: str
+    name: str  # folder under results/<config>/
+    parameters: dict = field(default_factory=dict)
+
+    @property
+    def notebook(self) -> str:
+        return NOTEBOOKS[self.stage]
+
+
+def plan(config: dict) -> list[Run]:
+    """The ordered notebook runs of a study config (paths relative to the repository root)."""
+    base = f"results/{config['name']}"
+    data, dist, train, ev = config["data"], config["distance"], config["training"], config["evaluation"]
+    runs = [
+        Run("data", "01_data", {
+            "DATA_SOURCE": data["source"], "DATA_ROOT": data["root"], "DATASETS": data["datasets"],
+            "SYNTHETIC_N_IMAGES": data["synthetic"]["n_images"], "SYNTHETIC_SIZE": data["synthetic"]["size"],
+            "SYNTHETIC_SEED": data["synthetic"]["seed"],
+            "SYNTHETIC_CRACK_FREE_FRACTION": data["synthetic"]["crack_free_fraction"],
+            "MAX_PAIRS_PER_DATASET": data["max_pairs_per_dataset"], "TEST_DATASET": data["test_dataset"],
+            "EXCLUSIONS_FILE": data["exclusions_file"], "SPLIT_SEED": data["split_seed"],
+            "FRACTIONS": list(data["fractions"]), "SCREENING": dict(data["screening"]),
+            "IMAGE_SIZE": config["image_size"]}),
+        Run("distance", "02_distance", {
+            "DATA_DIR": f"{base}/01_data", "NORMALIZATION": dist["normalization"], "RADIUS": dist["radius"]}),
+    ]
+    for loss in config["losses"]:
+        for seed in config["seeds"]:
+            tag = f"{loss}-seed{seed}"
+            runs.append(Run("train", f"03_train/{tag}", {
+                "DATA_DIR": f"{base}/01_data", "CHECKPOINT_DIR": f"{base}/checkpoints/{tag}",
+                "LOSS": loss, "LOSS_OPTIONS": dict(config["loss_options"].get(loss, {})), "SEED": seed,
+                "ENCODER": config["model"]["encoder"], "ENCODER_WEIGHTS": config["model"]["encoder_weights"],
+                "DROPOUT": config["model"]["dropout"], "EPOCHS": train["epochs"], "BATCH_SIZE": train["batch_size"],
+                "LR": train["lr"], "SAMPLES_PER_EPOCH": train["samples_per_epoch"],
+                "NUM_WORKERS": train["num_workers"], "DEVICE": train["device"],
+                "DETERMINISTIC": train["deterministic"], "NORMALIZATION": dist["normalization"],
+                "RADIUS": dist["radius"]}))
+            runs.append(Run("evaluate", f"04_evaluate/{tag}", {
+                "DATA_DIR": f"{base}/01_data", "DISTANCE_DIR": f"{base}/02_distance",
+                "TRAIN_DIR": f"{base}/03_train/{tag}", "CHECKPOINT_DIR": f"{base}/checkpoints/{tag}",
+                "CHECKPOINT": ev["checkpoint"], "THRESHOLD": ev["threshold"], "EXTRA_FOLDER": ev["extra_folder"],
+                "DEVICE": train["device"], "BATCH_SIZE": train["batch_size"]}))
+    runs.append(Run("report", "05_report", {
+        "RESULTS_DIR": base, "LOSSES": list(config["losses"]), "SEEDS": list(config["seeds"]),
+        "DATA_DIR": f"{base}/01_data", "N_EXAMPLES": config["figure"]["n_examples"],
+        "BATCH_SIZE": train["batch_size"]}))
+    return runs
+
+
+def _kernel_name() -> str:
+    """A kernel that runs *this* interpreter: install a 'python3' spec into this environment's prefix
+    and put it first on JUPYTER_PATH, so a user-level python3 kernel elsewhere is not picked up."""
+    from ipykernel.kernelspec import install
+
+    share = Path(sys.prefix) / "share" / "jupyter"
+    spec = share / "kernels" / "python3" / "kernel.json"
+    if not spec.is_file() or json.loads(spec.read_text())["argv"][0] != sys.executable:
+        install(prefix=sys.prefix, kernel_name="python3", display_name="Python 3 (crack study)")
+    os.environ["JUPYTER_PATH"] = os.pathsep.join([str(share), os.environ.get("JUPYTER_PATH", "")]).rstrip(os.pathsep)
+    return "python3"
+
+
+def render_html(notebook: Path, html: Path) -> None:
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_filename(str(notebook))
+    html.write_text(body, encoding="utf-8")
+
+
+def execute(run: Run, results: Path, repo: Path, kernel: str, progress: bool = True) -> Path:
+    """Execute one notebook run into ``results/<run.name>`` atomically; returns the final folder."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    final = results / run.name
+    tmp = final.with_name(f".tmp-{final.name}")
+    failed = final.with_name(f"{final.name}.failed")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    parameters = dict(run.parameters, OUT_DIR=tmp.relative_to(repo).as_posix())
+    executed = tmp / Path(run.notebook).name
+    started, t0 = datetime.now(), time.perf_counter()
+    try:
+        papermill.execute_notebook(str(repo / run.notebook), str(executed), parameters=parameters,
+                                   kernel_name=kernel, cwd=str(repo), progress_bar=progress, log_output=False)
+    except PapermillExecutionError as err:
+        shutil.rmtree(failed, ignore_errors=True)
+        tmp.rename(failed)
+        try:
+            render_html(failed / executed.name, failed / executed.with_suffix(".html").name)
+        except Exception:  # the error message below matters more than the rendering
+            pass
+        raise StudyError(
+            f"{run.notebook} failed in cell {err.cell_index} (execution count {err.exec_count}) with "
+            f"{err.ename}: {err.evalue}\nThe executed notebook with the traceback is "
+            f"{(failed / executed.name).relative_to(repo)}. Results of earlier successful runs are untouched"
+            + (f" (the previous {final.relative_to(repo)} is kept)." if final.exists() else ".")) from None
+    wall = time.perf_counter() - t0
+    render_html(executed, executed.with_suffix(".html"))
+    run_metadata.write(tmp / "run_metadata.json",
+                       run_metadata.collect({"notebook": run.notebook, **parameters}, wall, started, repo))
+    if final.exists():
+        shutil.rmtree(final)
+    tmp.rename(final)
+    shutil.rmtree(failed, ignore_errors=True)
+    return final
+
+
+def publish(report_dir: Path, results: Path, runs: list[Run], wall_seconds: float) -> None:
+    """Copy the headline files to ``results/<name>/`` and write an index page linking every report."""
+    for name in PUBLISHED:
+        src = report_dir / name
+        if src.exists():
+            tmp = results / f".tmp-{name}"
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, results / name)
+    links = []
+    for run in runs:
+        html = results / run.name / Path(run.notebook).with_suffix(".html").name
+        rel = html.relative_to(results).as_posix()
+        links.append(f'<li><a href="{rel}">{run.name}</a> ({run.notebook})</li>')
+    table = (results / "table1.md").read_text() if (results / "table1.md").exists() else ""
+    page = ("<!doctype html><meta charset='utf-8'><title>Crack-loss study: {name}</title>"
+            "<h1>Crack-loss study: {name}</h1><p>Wall time {wall:.0f} s.</p>"
+            "<h2>Table 1</h2><pre>{table}</pre><h2>Figure 2</h2><img src='figure2.png' style='max-width:100%'>"
+            "<h2>Executed notebooks</h2><ul>{links}</ul>").format(
+        name=results.name, wall=wall_seconds, table=table.replace("<", "&lt;"), links="".join(links))
+    (results / "report.html").write_text(page, encoding="utf-8")
+
+
+def run_study(config_path: str | Path, stages: list[str] | None = None, progress: bool = True) -> Path:
+    """Execute every run of the study config; returns ``results/<name>``."""
+    repo = repo_root()
+    config = load_config(config_path)
+    results = repo / "results" / config["name"]
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "study_config.json").write_text(json.dumps(config, indent=2) + "\n")
+    kernel = _kernel_name()
+    runs = [r for r in plan(config) if stages is None or r.stage in stages]
+    t0 = time.perf_counter()
+    for i, run in enumerate(runs, 1):
+        print(f"[{i}/{len(runs)}] {run.notebook} -> results/{config['name']}/{run.name}", flush=True)
+        t_run = time.perf_counter()
+        execute(run, results, repo, kernel, progress=progress)
+        print(f"      done in {time.perf_counter() - t_run:.0f} s", flush=True)
+    wall = time.perf_counter() - t0
+    if stages is None or "report" in stages:
+        publish(results / "05_report", results, runs, wall)
+    print(f"study {config['name']!r} finished in {wall:.0f} s; see results/{config['name']}/report.html", flush=True)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m crack_utils.pipeline", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", required=True, help="study config, e.g. configs/default.yaml")
+    parser.add_argument("--stages", nargs="+", choices=list(NOTEBOOKS), help="run only these stages")
+    parser.add_argument("--no-progress", action="store_true", help="hide papermill's cell progress bars")
+    args = parser.parse_args(argv)
+    try:
+        run_study(args.config, args.stages, progress=not args.no_progress)
+    except (ConfigError, StudyError) as err:
+        print(f"\nThe study stopped: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

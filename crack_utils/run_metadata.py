@@ -1,0 +1,62 @@
+"""Run metadata: what produced a result (commit, versions, device, parameters, wall time)."""
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import platform
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+PACKAGES = ("torch", "torchvision", "segmentation-models-pytorch", "albumentations", "numpy", "scipy",
+            "pandas", "matplotlib", "seaborn", "papermill", "timm")
+
+
+def git_state(repo: str | Path = ".") -> dict:
+    """``{"commit": sha or None, "dirty": bool or None}`` of the repository at ``repo``."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
+                                    capture_output=True, text=True, check=True).stdout.strip())
+        return {"commit": sha, "dirty": dirty}
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": None, "dirty": None}
+
+
+def package_versions(names=PACKAGES) -> dict:
+    out = {}
+    for name in names:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def device_description() -> dict:
+    import torch
+
+    info = {"torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "cuda": torch.cuda.is_available()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    info["platform"] = platform.platform()
+    info["python"] = sys.version.split()[0]
+    return info
+
+
+def collect(parameters: dict, wall_seconds: float, started: datetime, repo: str | Path = ".") -> dict:
+    """The metadata dict written as ``run_metadata.json`` next to each executed notebook."""
+    return {
+        "started": started.astimezone(timezone.utc).isoformat(timespec="seconds"),
+        "wall_seconds": round(wall_seconds, 2),
+        "git": git_state(repo),
+        "packages": package_versions(),
+        "device": device_description(),
+        "parameters": parameters,
+    }
+
+
+def write(path: str | Path, metadata: dict) -> None:
+    Path(path).write_text(json.dumps(metadata, indent=2, default=str) + "\n")

@@ -1,0 +1,175 @@
+"""Training loop: Adam, per-epoch history, checkpoints every epoch, resume, divergence check.
+
+Checkpoints (``last.pt`` every epoch, ``best.pt`` at the best validation Dice) hold the model, optimizer,
+epoch, history and RNG states, written under a temporary name and renamed, so a killed run never leaves a
+half-written checkpoint. With ``resume=True`` a rerun continues from ``last.pt``.
+"""
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, RandomSampler
+from tqdm.auto import tqdm
+
+from crack_utils.metrics import pooled_scores
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    """Seed Python, NumPy and torch; with ``deterministic``, ask torch for deterministic kernels."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    else:
+        torch.backends.cudnn.benchmark = True
+
+
+def atomic_torch_save(obj, path: Path) -> None:
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _rng_state() -> dict:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+
+
+def _set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+
+
+@torch.no_grad()
+def validate(model, loader, loss_fn, device, threshold: float = 0.5) -> dict:
+    """Mean loss and pooled scores (thresholded) of ``model`` over ``loader``."""
+    model.eval()
+    losses, preds, targets = [], [], []
+    for image, mask, dist in loader:
+        image, mask, dist = (t.to(device) for t in (image, mask, dist))
+        logits = model(image)
+        losses.append(float(loss_fn(logits, mask, dist)) * len(image))
+        preds.append((torch.sigmoid(logits) > threshold).cpu().numpy()[:, 0])
+        targets.append(mask.cpu().numpy()[:, 0] > 0.5)
+    scores = pooled_scores(np.concatenate(preds), np.concatenate(targets))
+    return {"val_loss": sum(losses) / sum(len(p) for p in preds), **{f"val_{k}": v for k, v in scores.items()}}
+
+
+def train(model: torch.nn.Module, loss_fn, train_set, val_set, out_dir: str | Path, *,
+          checkpoint_dir: str | Path | None = None, epochs: int = 50,
+          batch_size: int = 25, lr: float = 5e-4, device: torch.device | str = "cpu", seed: int = 0,
+          samples_per_epoch: int | None = None, num_workers: int = 0, resume: bool = True,
+          progress: bool = True) -> pd.DataFrame:
+    """Train ``model`` with Adam on ``train_set``; returns the per-epoch history.
+
+    Both sets yield ``(image, mask, dist)``. ``samples_per_epoch``: images drawn (without replacement,
+    seeded) per epoch, ``None`` for the whole training split. Writes ``last.pt`` and ``best.pt`` to
+    ``checkpoint_dir`` (default ``out_dir/checkpoints``) and ``out_dir/history.csv`` (columns ``epoch, train_loss, val_loss, val_precision,
+    val_recall, val_f1, val_iou, val_dice, lr, seconds``). Raises :class:`TrainingDivergedError` on a
+    NaN/inf loss.
+    """
+    out_dir = Path(out_dir)
+    ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else out_dir / "checkpoints"
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = torch.device(device)
+    model.to(device)
+    if device.type == "cpu":
+        model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    history: list[dict] = []
+    start_epoch = 0
+    generator = torch.Generator().manual_seed(seed)
+    last = ckpt_dir / "last.pt"
+    if resume and last.is_file():
+        state = torch.load(last, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        history = state["history"]
+        start_epoch = state["epoch"]
+        generator.set_state(state["generator"])
+        _set_rng_state(state["rng"])
+    n_samples = len(train_set) if samples_per_epoch is None else min(samples_per_epoch, len(train_set))
+    sampler = RandomSampler(train_set, replacement=False, num_samples=n_samples, generator=generator)
+    pin = device.type == "cuda"
+    train_loader = DataLoader(train_set, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
+                              pin_memory=pin, persistent_workers=num_workers > 0, drop_last=False)
+    val_loader = DataLoader(val_set, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=pin)
+    best = max((h["val_dice"] for h in history), default=-math.inf)
+    for epoch in range(start_epoch, epochs):
+        t0 = time.perf_counter()
+        model.train()
+        running, seen = 0.0, 0
+        bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{epochs}", leave=False, disable=not progress)
+        for image, mask, dist in bar:
+            image = image.to(device, non_blocking=pin)
+            if device.type == "cpu":
+                image = image.contiguous(memory_format=torch.channels_last)
+            mask, dist = mask.to(device, non_blocking=pin), dist.to(device, non_blocking=pin)
+            loss = loss_fn(model(image), mask, dist)
+            if not torch.isfinite(loss):
+                raise TrainingDivergedError(
+                    f"loss became {float(loss)} in epoch {epoch + 1}; training stopped. The last good "
+                    f"checkpoint ({last if last.exists() else 'none yet'}) is kept. Try a lower learning rate.")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            running += float(loss) * len(image)
+            seen += len(image)
+            bar.set_postfix(loss=f"{running / seen:.4f}")
+        row = {"epoch": epoch + 1, "train_loss": running / max(seen, 1)}
+        row.update(validate(model, val_loader, loss_fn, device))
+        row.update({"lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - t0})
+        history.append(row)
+        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
+                 "history": history, "generator": generator.get_state(), "rng": _rng_state()}
+        if row["val_dice"] > best:
+            best = row["val_dice"]
+            atomic_torch_save(state, ckpt_dir / "best.pt")
+        atomic_torch_save(state, last)
+        if progress:
+            print(f"epoch {epoch + 1}/{epochs}: train_loss {row['train_loss']:.4f}  val_loss {row['val_loss']:.4f}  "
+                  f"val_dice {row['val_dice']:.4f}  ({row['seconds']:.0f} s)", flush=True)
+    frame = pd.DataFrame(history)
+    frame.to_csv(out_dir / "history.csv", index=False)
+    return frame
+
+
+def load_checkpoint(model: torch.nn.Module, path: str | Path, device="cpu") -> dict:
+    """Load weights from a checkpoint written by :func:`train` into ``model``; returns the checkpoint."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} not found; run the training notebook (03) first")
+    state = torch.load(path, map_location=device, weights_only=False)
+    model.load_state_dict(state["model"])
+    return state
+
+
+def prepare_checkpoint_dir(path: str | Path, parameters: dict) -> str:
+    """Make ``path`` ready for :func:`train`: ``"resume"`` if it holds checkpoints of a run with the same
+    ``parameters`` (JSON-comparable), ``"fresh"`` otherwise (stale checkpoints are removed)."""
+    import json
+    import shutil
+
+    path = Path(path)
+    stamp = path / "parameters.json"
+    wanted = json.loads(json.dumps(parameters, default=str, sort_keys=True))
+    if stamp.is_file() and json.loads(stamp.read_text()) == wanted and (path / "last.pt").is_file():
+        return "resume"
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    stamp.write_text(json.dumps(wanted, indent=2, sort_keys=True))
+    return "fresh"
