@@ -27,7 +27,7 @@ DEFAULTS: dict = {
         "exclusions_file": "data/exclusions.csv",
         "split_seed": 0,
         "fractions": [0.8, 0.1, 0.1],
-        "screening": {"min_darker_by": 0.0, "max_crack_fraction": 0.35, "max_width": 9.0},
+        "screening": {"min_darker_by": 0.0, "max_crack_fraction": 0.5, "max_width": 6.0, "wide_min_darker_by": 10.0},
     },
     "image_size": 128,
     "distance": {"normalization": "radius", "radius": 20.0},

@@ -10,7 +10,11 @@ Default rules (each can be switched off by setting it to ``None``):
 * ``not_darker``: crack pixels not darker than the rest (``darker_by <= min_darker_by``), a sign of a
   misaligned or wrong label; crack-free masks are not judged;
 * ``crack_fraction``: more than ``max_crack_fraction`` of the image labelled crack;
-* ``too_wide``: estimated crack width above ``max_width`` px at study resolution (coarse polygons).
+* ``too_wide``: a label much wider than the dark structure it marks (coarse polygons): estimated width
+  above ``max_width`` px at study resolution *and* a weak contrast (``darker_by < wide_min_darker_by``).
+  Width alone is no reason: close-up patches (CRACK500) show genuinely wide, dark cracks.
+
+Thresholds were set by looking at ../shared/data (the data notebook shows what each rule removes).
 """
 from __future__ import annotations
 
@@ -19,11 +23,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-DEFAULT_RULES = {"min_darker_by": 0.0, "max_crack_fraction": 0.35, "max_width": 9.0}
+DEFAULT_RULES = {"min_darker_by": 0.0, "max_crack_fraction": 0.5, "max_width": 6.0, "wide_min_darker_by": 10.0}
 
 
 def screen_labels(stats: pd.DataFrame, min_darker_by: float | None = 0.0,
-                  max_crack_fraction: float | None = 0.35, max_width: float | None = 9.0) -> pd.Series:
+                  max_crack_fraction: float | None = 0.5, max_width: float | None = 6.0,
+                  wide_min_darker_by: float = 10.0) -> pd.Series:
     """Reason per row (``""`` when the label passes), from a table with ``darker_by``,
     ``crack_fraction`` and ``mean_width`` columns. Several reasons are joined with ``"; "``."""
     reasons = [[] for _ in range(len(stats))]
@@ -33,7 +38,8 @@ def screen_labels(stats: pd.DataFrame, min_darker_by: float | None = 0.0,
     if max_crack_fraction is not None:
         checks.append((stats["crack_fraction"].to_numpy() > max_crack_fraction, f"crack fraction > {max_crack_fraction:g}"))
     if max_width is not None:
-        checks.append((stats["mean_width"].to_numpy() > max_width, f"label wider than a crack (> {max_width:g} px)"))
+        wide = (stats["mean_width"].to_numpy() > max_width) & (stats["darker_by"].to_numpy() < wide_min_darker_by)
+        checks.append((wide, f"label wider than the dark crack (> {max_width:g} px, darker_by < {wide_min_darker_by:g})"))
     for flags, reason in checks:
         for i in np.flatnonzero(np.nan_to_num(flags, nan=False).astype(bool)):
             reasons[i].append(reason)
