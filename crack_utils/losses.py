@@ -35,6 +35,11 @@ def _check_shapes(logits: torch.Tensor, target: torch.Tensor, dist: torch.Tensor
         raise ValueError(f"dist shape {tuple(dist.shape)} does not match logits {tuple(logits.shape)}")
 
 
+def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
+    """Half/bfloat16 (autocast) inputs are computed in float32; float32/float64 are kept as they are."""
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
+
+
 def soft_dice_loss(probs: torch.Tensor, target: torch.Tensor, smooth: float = DICE_SMOOTH) -> torch.Tensor:
     """Soft Dice loss pooled over the batch: ``1 - (2·Σ p·y + s) / (Σ p + Σ y + s)``.
 
@@ -42,8 +47,8 @@ def soft_dice_loss(probs: torch.Tensor, target: torch.Tensor, smooth: float = DI
     form on probabilities. ``probs``, ``target``: same shape, any. Empty target: ``Σp / (Σp + s)``, so
     false positives on crack-free images are penalized (unlike smp's ``DiceLoss``). Returns a scalar.
     """
-    probs = probs.float()
-    target = target.float()
+    probs = _at_least_float32(probs)
+    target = target.to(probs.dtype)
     intersection = (probs * target).sum()
     denominator = probs.sum() + target.sum()
     return 1.0 - (2.0 * intersection + smooth) / (denominator + smooth)
@@ -59,8 +64,9 @@ def soft_false_positive_distance(
     tend to 0 when there is (almost) no false-positive mass, as the hard form is 0 without false positives.
     ``dist`` in [0, 1] (1 everywhere on crack-free images). Returns a scalar in [0, 1).
     """
-    fp_mass = probs.float() * (1.0 - target.float())
-    return (fp_mass * dist.float()).sum() / (fp_mass.sum() + eps)
+    probs = _at_least_float32(probs)
+    fp_mass = probs * (1.0 - target.to(probs.dtype))
+    return (fp_mass * dist.to(probs.dtype)).sum() / (fp_mass.sum() + eps)
 
 
 def hard_false_positive_distance(
@@ -97,7 +103,7 @@ def distance_based_loss(
     _check_alpha(alpha)
     if mode not in DIST_MODES:
         raise ValueError(f"unknown L_Dist mode {mode!r}; valid: {', '.join(DIST_MODES)}")
-    probs = torch.sigmoid(logits.float())
+    probs = torch.sigmoid(_at_least_float32(logits))
     dice = soft_dice_loss(probs, target)
     if mode == "soft":
         l_dist = soft_false_positive_distance(probs, target, dist)
@@ -119,7 +125,8 @@ class BCELoss(nn.Module):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor, dist: torch.Tensor | None = None) -> torch.Tensor:
         _check_shapes(logits, target)
-        return F.binary_cross_entropy_with_logits(logits.float(), target.float())
+        logits = _at_least_float32(logits)
+        return F.binary_cross_entropy_with_logits(logits, target.to(logits.dtype))
 
 
 class DiceLoss(nn.Module):
@@ -133,7 +140,7 @@ class DiceLoss(nn.Module):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor, dist: torch.Tensor | None = None) -> torch.Tensor:
         _check_shapes(logits, target)
-        return soft_dice_loss(torch.sigmoid(logits.float()), target, smooth=self.smooth)
+        return soft_dice_loss(torch.sigmoid(_at_least_float32(logits)), target, smooth=self.smooth)
 
 
 class DistanceBasedLoss(nn.Module):

@@ -1,0 +1,227 @@
+import numpy as np
+import pytest
+import torch
+
+from crack_utils import losses
+from crack_utils.distance import distance_map
+
+
+def t(values, shape=None):
+    x = torch.tensor(values, dtype=torch.float32)
+    return x.reshape(shape) if shape else x.reshape(1, 1, 1, -1)
+
+
+def logit(p):
+    p = torch.as_tensor(p, dtype=torch.float32).clamp(1e-6, 1 - 1e-6)
+    return torch.log(p / (1 - p))
+
+
+# ---- hand-computed values -------------------------------------------------------------------------
+def test_soft_dice_hand_value():
+    # intersection 0.5, sum(p)+sum(y) = 2, smooth 1 -> 1 - 2/3
+    assert float(losses.soft_dice_loss(t([0.5, 0.5, 0, 0]), t([1, 0, 0, 0]))) == pytest.approx(1 / 3)
+
+
+def test_soft_false_positive_distance_hand_value():
+    # FP mass (0, .5, 1), weighted (0, .25, 1) -> 1.25 / (1.5 + 1)
+    value = losses.soft_false_positive_distance(t([0.5, 0.5, 1.0]), t([1, 0, 0]), t([0, 0.5, 1.0]))
+    assert float(value) == pytest.approx(0.5)
+
+
+def test_hard_false_positive_distance_hand_value():
+    value = losses.hard_false_positive_distance(t([0.6, 0.9, 0.2]), t([0, 0, 0]), t([0.2, 0.8, 1.0]))
+    assert float(value) == pytest.approx(0.5)
+    assert float(losses.hard_false_positive_distance(t([0.1, 0.2]), t([0, 1]), t([1, 0]))) == 0.0
+
+
+def test_distance_loss_is_eq1():
+    probs, target, dist = t([0.9, 0.7, 0.2, 0.6]), t([1, 0, 0, 0]), t([0, 0.25, 1, 1])
+    logits = logit(probs)
+    dice = losses.soft_dice_loss(torch.sigmoid(logits), target)
+    l_dist = losses.soft_false_positive_distance(torch.sigmoid(logits), target, dist)
+    expected = dice * (1 + l_dist * 3)
+    assert float(losses.distance_based_loss(logits, target, dist, alpha=4)) == pytest.approx(float(expected))
+
+
+def test_alpha_one_is_plain_dice():
+    torch.manual_seed(0)
+    logits, target = torch.randn(2, 1, 8, 8), (torch.rand(2, 1, 8, 8) > 0.8).float()
+    dist = torch.rand(2, 1, 8, 8)
+    assert float(losses.make_loss("distance", alpha=1)(logits, target, dist)) == pytest.approx(
+        float(losses.make_loss("dice")(logits, target, dist)))
+
+
+# ---- perfect and worst predictions, crack-specific cases --------------------------------------------
+def test_perfect_and_worst_predictions():
+    target = torch.zeros(1, 1, 8, 8)
+    target[..., 3, :] = 1
+    dist = torch.from_numpy(distance_map(target[0, 0].numpy()))[None, None]
+    perfect, worst = logit(target) * 2, logit(1 - target) * 2
+    for name in ("bce", "dice", "distance"):
+        fn = losses.make_loss(name)
+        assert float(fn(perfect, target, dist)) < 0.02, name
+        assert float(fn(worst, target, dist)) > 0.9, name
+    assert float(losses.make_loss("distance")(worst, target, dist)) > float(losses.make_loss("dice")(worst, target, dist))
+
+
+def test_empty_target_with_and_without_false_positives():
+    smp = pytest.importorskip("segmentation_models_pytorch")
+    target = torch.zeros(1, 1, 8, 8)
+    dist = torch.ones_like(target)  # crack-free rule: every pixel maximally far
+    clean, noisy = torch.full_like(target, -20.0), torch.full_like(target, -20.0)
+    noisy[..., :2, :2] = 20.0
+    for name in ("dice", "distance"):
+        fn = losses.make_loss(name)
+        assert float(fn(clean, target, dist)) == pytest.approx(0.0, abs=1e-6)
+        assert float(fn(noisy, target, dist)) > 0.7
+    # smp's DiceLoss ignores the false positives on an empty target; ours does not (documented choice).
+    smp_dice = smp.losses.DiceLoss("binary", from_logits=True)
+    assert float(smp_dice(noisy, target)) == 0.0
+    # With every pixel maximally far, Eq. 1 scales Dice by about alpha.
+    ratio = float(losses.make_loss("distance")(noisy, target, dist) / losses.make_loss("dice")(noisy, target, dist))
+    assert 3.0 < ratio <= 4.0
+
+
+def test_all_crack_tile():
+    target, dist = torch.ones(1, 1, 4, 4), torch.zeros(1, 1, 4, 4)
+    good = torch.full_like(target, 20.0)
+    for name in ("bce", "dice", "distance"):
+        assert float(losses.make_loss(name)(good, target, dist)) < 0.02
+
+
+def test_one_pixel_diagonal_crack_far_fp_costs_more_than_near_fp():
+    target = torch.eye(16)[None, None]
+    dist = torch.from_numpy(distance_map(target[0, 0].numpy()))[None, None]
+    base = torch.where(target > 0, 10.0, -10.0)
+    near, far = base.clone(), base.clone()
+    near[..., 0, 1] = 10.0   # next to the crack
+    far[..., 15, 0] = 10.0   # far corner
+    fn = losses.make_loss("distance")
+    assert float(fn(far, target, dist)) > float(fn(near, target, dist))
+    dice = losses.make_loss("dice")
+    assert float(dice(far, target, dist)) == pytest.approx(float(dice(near, target, dist)), rel=1e-5)
+
+
+def test_matches_smp_dice_on_non_empty_targets():
+    smp = pytest.importorskip("segmentation_models_pytorch")
+    torch.manual_seed(1)
+    logits = torch.randn(4, 1, 16, 16) * 3
+    target = (torch.rand(4, 1, 16, 16) > 0.7).float()
+    # smp 0.6 writes Dice as (TP + s) / (TP + (FP + FN)/2 + s): its smoothing s is our 2s.
+    for smp_smooth in (0.0, 1.0):
+        theirs = smp.losses.DiceLoss("binary", from_logits=True, smooth=smp_smooth)(logits, target)
+        ours = losses.DiceLoss(smooth=2 * smp_smooth)(logits, target)
+        assert float(ours) == pytest.approx(float(theirs), abs=1e-5)
+
+
+# ---- gradients ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["bce", "dice", "distance"])
+def test_gradients_finite_and_non_zero(name):
+    torch.manual_seed(2)
+    logits = torch.randn(2, 1, 8, 8, requires_grad=True)
+    target = (torch.rand(2, 1, 8, 8) > 0.8).float()
+    target[1] = 0  # one crack-free image
+    dist = torch.from_numpy(np.stack([distance_map(m[0].numpy()) for m in target]))[:, None]
+    losses.make_loss(name)(logits, target, dist).backward()
+    assert torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0
+
+
+def test_gradcheck_pure_functions():
+    torch.manual_seed(3)
+    probs = torch.rand(1, 1, 4, 4, dtype=torch.float64, requires_grad=True)
+    target = (torch.rand(1, 1, 4, 4) > 0.6).double()
+    dist = torch.rand(1, 1, 4, 4, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda p: losses.soft_dice_loss(p, target), (probs,))
+    assert torch.autograd.gradcheck(lambda p: losses.soft_false_positive_distance(p, target, dist), (probs,))
+    logits = torch.randn(1, 1, 4, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda lg: losses.distance_based_loss(lg, target, dist, alpha=4), (logits,))
+
+
+def test_hard_mode_only_rescales_dice_gradient():
+    torch.manual_seed(4)
+    logits = torch.randn(1, 1, 8, 8, requires_grad=True)
+    target = (torch.rand(1, 1, 8, 8) > 0.8).float()
+    dist = torch.rand(1, 1, 8, 8)
+    losses.distance_based_loss(logits, target, dist, mode="hard").backward()
+    g_hard = logits.grad.clone()
+    logits.grad = None
+    losses.make_loss("dice")(logits, target, dist).backward()
+    scale = 1 + 3 * float(losses.hard_false_positive_distance(torch.sigmoid(logits), target, dist))
+    torch.testing.assert_close(g_hard, logits.grad * scale)
+
+
+# ---- invariance -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dims", [(2,), (3,), (2, 3)])
+def test_flip_and_rotation_invariance(dims):
+    torch.manual_seed(5)
+    logits = torch.randn(2, 1, 8, 8)
+    target = (torch.rand(2, 1, 8, 8) > 0.8).float()
+    dist = torch.rand(2, 1, 8, 8)
+    for name in ("bce", "dice", "distance"):
+        fn = losses.make_loss(name)
+        flipped = fn(logits.flip(dims), target.flip(dims), dist.flip(dims))
+        rotated = fn(torch.rot90(logits, 1, (2, 3)), torch.rot90(target, 1, (2, 3)), torch.rot90(dist, 1, (2, 3)))
+        assert float(flipped) == pytest.approx(float(fn(logits, target, dist)), rel=1e-5)
+        assert float(rotated) == pytest.approx(float(fn(logits, target, dist)), rel=1e-5)
+
+
+# ---- misuse -------------------------------------------------------------------------------------------
+def test_errors():
+    x = torch.zeros(1, 1, 4, 4)
+    with pytest.raises(ValueError, match="unknown loss 'focal'; valid: bce, dice, distance"):
+        losses.make_loss("focal")
+    with pytest.raises(ValueError, match="alpha must be a positive"):
+        losses.make_loss("distance", alpha=0)
+    with pytest.raises(ValueError, match="alpha must be a positive"):
+        losses.distance_based_loss(x, x, x, alpha=-1)
+    with pytest.raises(ValueError, match="unknown L_Dist mode"):
+        losses.make_loss("distance", mode="fuzzy")
+    with pytest.raises(ValueError, match="does not match"):
+        losses.make_loss("dice")(x, torch.zeros(1, 1, 4, 5), None)
+    with pytest.raises(ValueError, match=r"\(N, 1, H, W\)"):
+        losses.make_loss("bce")(torch.zeros(4, 4), torch.zeros(4, 4), None)
+    with pytest.raises(ValueError, match="dist shape"):
+        losses.make_loss("distance")(x, x, torch.zeros(1, 1, 2, 2))
+    with pytest.raises(TypeError, match="accepts: alpha, mode, threshold"):
+        losses.make_loss("distance", alpah=4)
+
+
+# ---- convergence smoke test ---------------------------------------------------------------------------
+def _crack_and_distractor():
+    size = 32
+    image = torch.zeros(1, 1, size, size)
+    target = torch.zeros(1, 1, size, size)
+    target[..., 4:28, 6] = 1            # a thin vertical crack on the left
+    image[target > 0] = -1.0
+    distractor = torch.zeros_like(target, dtype=torch.bool)
+    distractor[..., 12:18, 24:30] = True  # a dark stain far to the right
+    image[distractor] = -1.0
+    dist = torch.from_numpy(distance_map(target[0, 0].numpy()))[None, None]
+    return image, target, dist, distractor
+
+
+def _train_tiny(loss_name, steps=60):
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 1, 3, padding=1))
+    image, target, dist, distractor = _crack_and_distractor()
+    opt = torch.optim.Adam(net.parameters(), lr=0.02)
+    fn = losses.make_loss(loss_name)
+    history, distractor_prob = [], []
+    for _ in range(steps):
+        logits = net(image)
+        loss = fn(logits, target, dist)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        history.append(loss.item())
+        distractor_prob.append(float(torch.sigmoid(logits)[distractor].mean()))
+    return history, distractor_prob
+
+
+def test_convergence_and_distractor_suppression():
+    dist_hist, dist_distractor = _train_tiny("distance")
+    dice_hist, dice_distractor = _train_tiny("dice")
+    assert dist_hist[-1] < 0.5 * dist_hist[0]
+    assert dice_hist[-1] < dice_hist[0]
+    # The distance loss drives the far distractor's probability down faster than Dice alone.
+    assert np.mean(dist_distractor[10:40]) < np.mean(dice_distractor[10:40])
