@@ -116,6 +116,17 @@ def render_html(notebook: Path, html: Path) -> None:
     html.write_text(body, encoding="utf-8")
 
 
+def _relative_papermill_paths(executed: Path, repo: Path, source: str, final: Path) -> None:
+    """Papermill records absolute input/output paths; store them relative to the repository root."""
+    import nbformat
+
+    nb = nbformat.read(executed, as_version=4)
+    nb.metadata.setdefault("papermill", {})
+    nb.metadata["papermill"]["input_path"] = source
+    nb.metadata["papermill"]["output_path"] = (final / executed.name).relative_to(repo).as_posix()
+    nbformat.write(nb, executed)
+
+
 def execute(run: Run, results: Path, repo: Path, kernel: str, progress: bool = True) -> Path:
     """Execute one notebook run into ``results/<run.name>`` atomically; returns the final folder."""
     import papermill
@@ -145,6 +156,7 @@ def execute(run: Run, results: Path, repo: Path, kernel: str, progress: bool = T
             f"{(failed / executed.name).relative_to(repo)}. Results of earlier successful runs are untouched"
             + (f" (the previous {final.relative_to(repo)} is kept)." if final.exists() else ".")) from None
     wall = time.perf_counter() - t0
+    _relative_papermill_paths(executed, repo, run.notebook, final)
     render_html(executed, executed.with_suffix(".html"))
     run_metadata.write(tmp / "run_metadata.json",
                        run_metadata.collect({"notebook": run.notebook, **parameters}, wall, started, repo))
@@ -185,6 +197,9 @@ def run_study(config_path: str | Path, stages: list[str] | None = None, progress
     results.mkdir(parents=True, exist_ok=True)
     (results / "study_config.json").write_text(json.dumps(config, indent=2) + "\n")
     kernel = _kernel_name()
+    # Batch runs: no per-batch progress bars inside the executed notebooks (the pipeline prints progress);
+    # the per-epoch summary lines remain in the reports.
+    os.environ.setdefault("TQDM_DISABLE", "1")
     runs = [r for r in plan(config) if stages is None or r.stage in stages]
     t0 = time.perf_counter()
     for i, run in enumerate(runs, 1):

@@ -1,0 +1,80 @@
+"""Executes every notebook through the pipeline on tiny configs (about a minute on 2 cores)."""
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from crack_utils.metrics import METRICS
+from crack_utils.paths import repo_root
+from crack_utils.pipeline import plan
+from crack_utils.config import load_config
+
+REPO = repo_root()
+pytestmark = pytest.mark.notebooks
+
+
+def run_pipeline(config, *extra):
+    return subprocess.run([sys.executable, "-m", "crack_utils.pipeline", "--config", str(config), "--no-progress", *extra],
+                          cwd=REPO, capture_output=True, text=True, timeout=1200)
+
+
+def test_plan_runs_train_and_evaluate_per_loss_and_seed(tmp_path):
+    (tmp_path / "p.yaml").write_text("losses: [dice, distance]\nseeds: [0, 1]\n")
+    names = [r.name for r in plan(load_config(tmp_path / "p.yaml"))]
+    assert names[:2] == ["01_data", "02_distance"] and names[-1] == "05_report"
+    assert names.count("03_train/distance-seed1") == 1 and len(names) == 2 + 2 * 2 * 2 + 1
+
+
+def test_tiny_study_end_to_end():
+    result = run_pipeline("configs/tiny.yaml")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = REPO / "results" / "tiny"
+    for name in ("table1.csv", "table1.md", "figure2.png", "figure2_errors.png", "report.html", "training_curves.png"):
+        assert (out / name).is_file(), name
+    table = pd.read_csv(out / "table1.csv")
+    assert list(table.columns) == ["metric", "loss", "ours_pooled", "ours_pooled_std", "ours_macro", "paper", "n_seeds"]
+    assert sorted(table.loss.unique()) == ["bce", "dice", "distance"] and sorted(table.metric.unique()) == sorted(METRICS)
+    assert table.ours_pooled.between(0, 1).all()
+    assert "| Precision |" in (out / "table1.md").read_text()
+    for run in ("01_data", "02_distance", "03_train/dice-seed0", "04_evaluate/distance-seed0", "05_report"):
+        folder = out / run
+        notebooks = list(folder.glob("*.ipynb"))
+        assert len(notebooks) == 1 and notebooks[0].with_suffix(".html").is_file(), run
+        meta = json.loads((folder / "run_metadata.json").read_text())
+        assert {"git", "packages", "device", "parameters", "wall_seconds"} <= set(meta)
+        assert not str(REPO) in (folder / notebooks[0].name).read_text(), "machine path recorded"
+    manifest = pd.read_csv(out / "01_data" / "manifest.csv")
+    assert {"key", "split", "excluded", "exclusion_reason", "source_group"} <= set(manifest.columns)
+    history = pd.read_csv(out / "03_train" / "distance-seed0" / "history.csv")
+    assert {"epoch", "train_loss", "val_loss", "val_dice"} <= set(history.columns)
+    per_image = pd.read_csv(out / "04_evaluate" / "bce-seed0" / "per_image.csv")
+    assert {"key", "dataset", *METRICS, "tp", "fp", "fn"} <= set(per_image.columns)
+    assert not list(out.glob(".tmp-*")) and not list(out.glob("*.failed"))
+
+
+def test_failing_cell_names_notebook_and_keeps_earlier_results(tmp_path):
+    name = "tiny-broken"
+    good = tmp_path / f"{name}.yaml"
+    good.write_text((REPO / "configs" / "tiny.yaml").read_text())
+    assert run_pipeline(good, "--stages", "data").returncode == 0
+    manifest = REPO / "results" / name / "01_data" / "manifest.csv"
+    before = manifest.read_bytes()
+    bad = tmp_path / "bad" / f"{name}.yaml"
+    bad.parent.mkdir()
+    bad.write_text(good.read_text().replace("source: synthetic", "source: folder").replace("root: data/synthetic", "root: data/no-such-folder"))
+    result = run_pipeline(bad, "--stages", "data")
+    assert result.returncode == 1
+    assert "01_clean_data.ipynb failed in cell" in result.stderr and "DatasetError" in result.stderr
+    assert "no-such-folder" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert manifest.read_bytes() == before  # the earlier successful run is untouched
+    assert (REPO / "results" / name / "01_data.failed").is_dir()
+
+
+def test_unknown_config_key_is_a_one_paragraph_error(tmp_path):
+    (tmp_path / "typo.yaml").write_text("trainig: {epochs: 1}\n")
+    result = run_pipeline(tmp_path / "typo.yaml")
+    assert result.returncode == 1
+    assert "unknown key 'trainig'" in result.stderr and "training" in result.stderr and "Traceback" not in result.stderr
