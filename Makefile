@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 CONFIG ?= configs/default.yaml
 
-.PHONY: install reproduce test test-fast lab lock clean-results
+.PHONY: install reproduce test test-fast bench lab lock
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ test: install
 ## Unit tests only (no notebook execution).
 test-fast: install
 	$(PY) -m pytest -m "not notebooks"
+
+## Speed benchmark (prints name: value figures; uses results/compilation/01_data when present).
+bench: install
+	$(PY) -m crack_utils.bench
 
 ## Open the notebooks in JupyterLab.
 lab: install

@@ -106,7 +106,7 @@ def read_meta_dataset(folder: Path, data_root: Path) -> pd.DataFrame:
         "mask_path": [(rel / f).as_posix() for f in meta["mask_file"]],
         "source_group": (meta["source_image"].astype(str) if "source_image" in meta
                          else meta["id"].map(derive_source_group)),
-        "orig_split": meta["orig_split"].fillna("").astype(str) if "orig_split" in meta else "",
+        "orig_split": meta["orig_split"].astype(object).fillna("").astype(str) if "orig_split" in meta else "",
     })
     return frame[PAIR_COLUMNS]
 

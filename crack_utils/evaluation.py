@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+from crack_utils.progress import progress_bar
 
 from crack_utils.augment import normalize
 from crack_utils.metrics import METRICS, per_image_scores, pooled_scores
@@ -17,7 +17,7 @@ def predict_probabilities(model: torch.nn.Module, images: np.ndarray, batch_size
     device = torch.device(device)
     model.to(device).eval()
     out = np.empty(images.shape[:3], np.float32)
-    for start in tqdm(range(0, len(images), batch_size), desc="predicting", disable=not progress):
+    for start in progress_bar(range(0, len(images), batch_size), desc="predicting", enabled=progress):
         batch = np.stack([normalize(im) for im in images[start:start + batch_size]])
         x = torch.from_numpy(batch).to(device)
         if device.type == "cpu":

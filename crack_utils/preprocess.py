@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 from scipy import ndimage
-from tqdm.auto import tqdm
+from crack_utils.progress import progress_bar
 
 from crack_utils.validation import read_image, read_mask
 
@@ -80,7 +80,7 @@ def prepare_arrays(manifest: pd.DataFrame, data_root: str | Path, size: int = 12
     masks = np.empty((n, size, size), np.uint8)
     stats = []
     rows = manifest[["image_path", "mask_path"]].itertuples(index=False)
-    for i, (image_path, mask_path) in enumerate(tqdm(rows, total=n, desc=f"resizing to {size}px", disable=not progress)):
+    for i, (image_path, mask_path) in enumerate(progress_bar(rows, total=n, desc=f"resizing to {size}px", enabled=progress)):
         image = read_image(data_root / image_path)
         mask, _ = read_mask(data_root / mask_path)
         images[i] = resize_image(image, size)

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 from scipy import ndimage
-from tqdm.auto import tqdm
+from crack_utils.progress import progress_bar
 
 GENERATOR_VERSION = 1
 
@@ -157,7 +157,7 @@ def generate_dataset(root: str | os.PathLike, n_images: int = 200, size: int = 1
     n_free = int(round(crack_free_fraction * n_images))
     free = set(np.random.default_rng(seed).choice(n_images, size=n_free, replace=False).tolist())
     rows = []
-    for i in tqdm(range(n_images), desc="synthetic images", disable=not progress):
+    for i in progress_bar(range(n_images), desc="synthetic images", enabled=progress):
         image, mask, info = generate_pair(seed * 1_000_003 + i, size=size, crack_free=i in free)
         sid = f"syn_{i:05d}"
         Image.fromarray(image).save(tmp / "images" / f"{sid}.png")

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader, RandomSampler
-from tqdm.auto import tqdm
+from crack_utils.progress import progress_bar
 
 from crack_utils.metrics import pooled_scores
 
@@ -113,7 +113,7 @@ def train(model: torch.nn.Module, loss_fn, train_set, val_set, out_dir: str | Pa
         t0 = time.perf_counter()
         model.train()
         running, seen = 0.0, 0
-        bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{epochs}", leave=False, disable=not progress)
+        bar = progress_bar(train_loader, desc=f"epoch {epoch + 1}/{epochs}", leave=False, enabled=progress)
         for image, mask, dist in bar:
             image = image.to(device, non_blocking=pin)
             if device.type == "cpu":

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
-from tqdm.auto import tqdm
+from crack_utils.progress import progress_bar
 
 MASK_THRESHOLD = 127
 
@@ -126,7 +126,7 @@ def validate_pairs(pairs: pd.DataFrame, data_root: str | Path, progress: bool = 
     """
     data_root = Path(data_root)
     results = []
-    for row in tqdm(pairs.itertuples(index=False), total=len(pairs), desc="validating pairs", disable=not progress):
+    for row in progress_bar(pairs.itertuples(index=False), total=len(pairs), desc="validating pairs", enabled=progress):
         image = data_root / row.image_path if row.image_path else None
         mask = data_root / row.mask_path if row.mask_path else None
         results.append(validate_pair(image, mask))

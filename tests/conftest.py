@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     """../shared/data: required in CI (CI=true), politely skipped elsewhere."""
     if not (SHARED_DATA / "SOURCES.md").is_file():

@@ -51,6 +51,8 @@ def test_tiny_study_end_to_end():
     assert {"epoch", "train_loss", "val_loss", "val_dice"} <= set(history.columns)
     per_image = pd.read_csv(out / "04_evaluate" / "bce-seed0" / "per_image.csv")
     assert {"key", "dataset", *METRICS, "tp", "fp", "fn"} <= set(per_image.columns)
+    extra = json.loads((out / "04_evaluate" / "dice-seed0" / "extra_scores.json").read_text())
+    assert extra["folder"] == "data/synthetic/n40-s96-seed1" and 0 <= extra["dice"] <= 1
     assert not list(out.glob(".tmp-*")) and not list(out.glob("*.failed"))
 
 
@@ -78,3 +80,16 @@ def test_unknown_config_key_is_a_one_paragraph_error(tmp_path):
     result = run_pipeline(tmp_path / "typo.yaml")
     assert result.returncode == 1
     assert "unknown key 'trainig'" in result.stderr and "training" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_benchmark_prints_every_figure():
+    from crack_utils.bench import FIGURES
+
+    result = subprocess.run([sys.executable, "-m", "crack_utils.bench", "--steps", "1", "--batch-size", "2",
+                             "--data", "no-such-folder"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].startswith("device:")
+    tail = dict(line.split(": ", 1) for line in lines[-len(FIGURES):])
+    assert list(tail) == list(FIGURES)
+    assert all(float(v) > 0 for v in tail.values())

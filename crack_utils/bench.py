@@ -1,0 +1,176 @@
+"""Speed benchmark: ``python -m crack_utils.bench`` (or ``make bench``).
+
+Prints the device, threads and versions, then one ``name: value`` line per figure (the last lines):
+
+* ``train_img_per_s_<loss>`` — training images/s (U-Net, 128 px, batch 25, default encoder) per loss;
+* ``distance_over_dice_step_ratio`` — time per training step with the Distance-based Loss, its distance
+  maps included, over the time with Dice, measured interleaved in one run;
+* ``loader_over_model_ratio`` — end-to-end training images/s (DataLoader, augmentation, distance maps)
+  over model-only images/s on pre-made tensors;
+* ``distance_maps_per_s_448`` and ``distance_maps_per_s_128``;
+* ``eval_img_per_s``.
+
+Real data: the prepared arrays of a study (``--data results/<name>/01_data``) when given and present,
+otherwise synthetic pairs made on the fly. Speed targets live here, not in timed tests.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from crack_utils import augment, distance, losses, model as models, run_metadata, synthetic
+from crack_utils.evaluation import predict_probabilities
+from crack_utils.loader import CrackDataset
+from crack_utils.preprocess import load_cache, resize_image, resize_mask
+
+FIGURES = ("train_img_per_s_bce", "train_img_per_s_dice", "train_img_per_s_distance",
+           "distance_over_dice_step_ratio", "loader_over_model_ratio", "distance_maps_per_s_448",
+           "distance_maps_per_s_128", "eval_img_per_s")
+
+
+def _synthetic_arrays(n: int, size: int, seed: int = 0):
+    images = np.empty((n, size, size, 3), np.uint8)
+    masks = np.empty((n, size, size), np.uint8)
+    for i in range(n):
+        image, mask, _ = synthetic.generate_pair(seed + i, size=192, crack_free=i % 7 == 0)
+        images[i], masks[i] = resize_image(image, size), resize_mask(mask > 0, size)
+    return images, masks
+
+
+def _timed(fn, repeats: int) -> list[float]:
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def run(data_dir: str | None = None, steps: int = 4, batch_size: int = 25, size: int = 128,
+        encoder: str = "resnet18", device: str = "auto", amp: bool = False) -> dict[str, float]:
+    """Measure every figure; returns ``{name: value}`` (see the module docstring)."""
+    dev = models.pick_device(device)
+    torch.manual_seed(0)
+    if data_dir and (Path(data_dir) / "prepared.npz").is_file():
+        images, masks, _ = load_cache(Path(data_dir) / "prepared.npz")
+        source = f"prepared arrays in {data_dir}"
+    else:
+        images, masks = _synthetic_arrays(4 * batch_size, size)
+        source = "synthetic pairs"
+    images, masks = images[: 8 * batch_size], masks[: 8 * batch_size]
+    print(f"data: {source}, {len(images)} images of {images.shape[1]} px", flush=True)
+
+    net = models.build_model(encoder).to(dev)
+    channels_last = dev.type == "cpu"
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(net.parameters(), lr=5e-4)
+    x = torch.randn(batch_size, 3, size, size, device=dev)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    y_np = masks[:batch_size]
+    y = torch.from_numpy(y_np[:, None].astype(np.float32)).to(dev)
+    dist = torch.from_numpy(distance.distance_maps(y_np)[:, None]).to(dev)
+    loss_fns = {name: losses.make_loss(name) for name in ("bce", "dice", "distance")}
+
+    def step(loss_name: str, with_maps: bool = False):
+        d = torch.from_numpy(distance.distance_maps(y_np)[:, None]).to(dev) if with_maps else dist
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+            out = net(x)
+        loss = loss_fns[loss_name](out, y, d)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        _sync(dev)
+
+    net.train()
+    step("dice")  # warm-up
+    results: dict[str, float] = {}
+    for name in ("bce", "dice", "distance"):
+        times = _timed(lambda: step(name), steps)
+        results[f"train_img_per_s_{name}"] = batch_size / statistics.median(times)
+
+    dice_t, dist_t = [], []
+    for _ in range(max(steps, 4)):  # interleaved, so drift hits both alike
+        dice_t += _timed(lambda: step("dice"), 1)
+        dist_t += _timed(lambda: step("distance", with_maps=True), 1)
+    results["distance_over_dice_step_ratio"] = statistics.median(dist_t) / statistics.median(dice_t)
+
+    dataset = CrackDataset(images, masks, augment=augment.training_augmentation(seed=0))
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=0, drop_last=True,
+                        generator=torch.Generator().manual_seed(0))
+    fn = loss_fns["distance"]
+
+    def end_to_end():
+        seen = 0
+        t0 = time.perf_counter()
+        for i, (image, mask, d) in enumerate(loader):
+            if i >= steps:
+                break
+            image = image.to(dev)
+            if channels_last:
+                image = image.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+                out = net(image)
+            loss = fn(out, mask.to(dev), d.to(dev))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            seen += len(image)
+        _sync(dev)
+        return seen / (time.perf_counter() - t0)
+
+    model_only = [batch_size / t for t in _timed(lambda: step("distance"), steps)]
+    results["loader_over_model_ratio"] = end_to_end() / statistics.median(model_only)
+
+    for side in (448, 128):
+        mask_stack = np.stack([resize_mask(m, side) for m in masks[:20]]) if side != masks.shape[1] else masks[:20]
+        t = statistics.median(_timed(lambda: distance.distance_maps(mask_stack), 3))
+        results[f"distance_maps_per_s_{side}"] = len(mask_stack) / t
+
+    n_eval = min(len(images), 4 * batch_size)
+    predict_probabilities(net, images[:batch_size], batch_size=batch_size, device=dev, progress=False)
+    t = statistics.median(_timed(lambda: predict_probabilities(net, images[:n_eval], batch_size=batch_size,
+                                                                device=dev, progress=False), 2))
+    results["eval_img_per_s"] = n_eval / t
+    return results
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m crack_utils.bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--data", default="results/compilation/01_data",
+                        help="prepared arrays of a study (falls back to synthetic pairs when absent)")
+    parser.add_argument("--steps", type=int, default=4, help="timed training steps per figure")
+    parser.add_argument("--batch-size", type=int, default=25)
+    parser.add_argument("--encoder", default="resnet18")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--amp", action="store_true", help="bf16 autocast (GPU)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    info = run_metadata.device_description()
+    versions = run_metadata.package_versions(("torch", "segmentation-models-pytorch", "albumentations", "scipy"))
+    print(f"device: {info.get('gpu', 'cpu')} | torch threads {info['torch_threads']} | cpus {info['cpu_count']}")
+    print("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
+    print(f"settings: encoder {args.encoder}, batch {args.batch_size}, 128 px, steps {args.steps}, amp {args.amp}", flush=True)
+    results = run(args.data, steps=args.steps, batch_size=args.batch_size, encoder=args.encoder,
+                  device=args.device, amp=args.amp)
+    for name in FIGURES:
+        print(f"{name}: {results[name]:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,105 @@
+import numpy as np
+import pytest
+import torch
+
+from crack_utils import augment, distance, model as models, training
+from crack_utils.loader import CrackDataset
+
+
+def test_distance_maps_follow_the_augmented_mask():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (4, 32, 32, 3), dtype=np.uint8)
+    masks = np.zeros((4, 32, 32), np.uint8)
+    masks[:, 5, 3:20] = 1
+    masks[3] = 0  # crack-free
+    ds = CrackDataset(images, masks, augment=augment.training_augmentation(seed=1))
+    for i in range(4):
+        image, mask, dist = ds[i]
+        assert image.shape == (3, 32, 32) and mask.shape == dist.shape == (1, 32, 32)
+        np.testing.assert_array_equal(dist[0].numpy(), distance.distance_map(mask[0].numpy()))
+        assert set(np.unique(mask.numpy())) <= {0.0, 1.0}
+    assert (ds[3][2] == 1).all()
+
+
+def test_augmentation_moves_image_and_mask_together():
+    image = np.zeros((32, 32, 3), np.uint8)
+    mask = np.zeros((32, 32), np.uint8)
+    image[4:8, 20:28] = 255
+    mask[4:8, 20:28] = 1
+    aug = augment.training_augmentation(p_color=0.0, seed=3)
+    for _ in range(10):
+        out = aug(image=image, mask=mask)
+        bright = out["image"].mean(axis=2) > 127
+        assert (bright == out["mask"].astype(bool)).mean() > 0.97
+
+
+def test_model_shapes_dropout_and_errors():
+    net = models.build_model("resnet18", dropout=0.3, decoder_channels=(32, 16, 8, 8, 8))
+    dropouts = [m for m in net.modules() if isinstance(m, torch.nn.Dropout2d)]
+    assert len(dropouts) == 6 and all(d.p == 0.3 for d in dropouts)  # 1 encoder + 5 decoder blocks
+    x = torch.randn(2, 3, 64, 64)
+    net.eval()
+    with torch.no_grad():
+        a, b = net(x), net(x)
+    assert a.shape == (2, 1, 64, 64) and torch.equal(a, b)  # dropout off in eval mode
+    net.train()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        assert not torch.equal(net(x), net(x))  # and on in training
+    with pytest.raises(ValueError, match="dropout"):
+        models.build_model(dropout=1.5)
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        if not torch.cuda.is_available():
+            models.pick_device("cuda")
+        else:
+            raise ValueError("CUDA is not available (skipped: this machine has CUDA)")
+    assert models.pick_device("auto").type in ("cpu", "cuda")
+
+
+def test_training_writes_history_checkpoints_and_resumes(tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (6, 32, 32, 3), dtype=np.uint8)
+    masks = np.zeros((6, 32, 32), np.uint8)
+    masks[:, 10, :] = 1
+    ds = CrackDataset(images, masks)
+
+    def run(epochs, folder):
+        torch.manual_seed(0)
+        net = models.build_model(decoder_channels=(16, 8, 8, 8, 8))
+        return training.train(net, _dice(), ds, ds, folder, epochs=epochs,
+                              batch_size=3, progress=False, seed=0)
+
+    h2 = run(2, tmp_path / "a")
+    assert list(h2.epoch) == [1, 2] and (tmp_path / "a" / "history.csv").is_file()
+    assert (tmp_path / "a" / "checkpoints" / "last.pt").is_file() and (tmp_path / "a" / "checkpoints" / "best.pt").is_file()
+    h3 = run(3, tmp_path / "a")  # resumes after epoch 2
+    assert list(h3.epoch) == [1, 2, 3]
+    full = run(3, tmp_path / "b")  # uninterrupted
+    assert h3.train_loss.tolist() == pytest.approx(full.train_loss.tolist(), rel=1e-6)
+    assert h3.val_dice.iloc[-1] == pytest.approx(full.val_dice.iloc[-1], rel=1e-6)
+
+
+def _dice():
+    from crack_utils.losses import make_loss
+    return make_loss("dice")
+
+
+def test_divergence_stops_with_a_message(tmp_path):
+    images = np.zeros((2, 32, 32, 3), np.uint8)
+    masks = np.zeros((2, 32, 32), np.uint8)
+
+    def nan_loss(logits, target, dist):
+        return logits.mean() * float("nan")
+
+    with pytest.raises(training.TrainingDivergedError, match="loss became nan in epoch 1"):
+        training.train(models.build_model(decoder_channels=(8, 8, 8, 8, 8)), nan_loss, CrackDataset(images, masks),
+                       CrackDataset(images, masks), tmp_path, epochs=1, batch_size=2, progress=False)
+
+
+def test_checkpoint_dir_resumes_only_with_same_parameters(tmp_path):
+    folder = tmp_path / "ck"
+    assert training.prepare_checkpoint_dir(folder, {"LR": 1}) == "fresh"
+    (folder / "last.pt").write_bytes(b"x")
+    assert training.prepare_checkpoint_dir(folder, {"LR": 1}) == "resume"
+    assert training.prepare_checkpoint_dir(folder, {"LR": 2}) == "fresh"
+    assert not (folder / "last.pt").exists()

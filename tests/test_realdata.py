@@ -1,0 +1,56 @@
+"""Real-data checks on ../shared/data (six public crack datasets; see its SOURCES.md).
+
+In CI (CI=true) a missing ../shared/data is a failure; elsewhere these tests are skipped.
+"""
+import pandas as pd
+import pytest
+
+from crack_utils import datasets, manifest as mf, splitting
+
+pytestmark = pytest.mark.realdata
+SIX = ["aiglern_trimm_lmm", "alexdonchuk_coarse", "cfd", "crack500_lmm", "deepcrack_lmm", "gaps384_lmm"]
+
+
+@pytest.fixture(scope="module")
+def real_manifest(request):
+    root = request.getfixturevalue("shared_data")
+    manifest, images, masks = mf.build_manifest(root, "all", size=128, progress=False, seed=0)
+    return root, manifest, images, masks
+
+
+def test_reads_all_six_datasets(shared_data):
+    pairs = datasets.read_datasets(shared_data)
+    assert sorted(pairs.dataset.unique()) == SIX
+    for name in SIX:
+        meta = pd.read_csv(shared_data / name / "meta.csv")
+        assert (pairs.dataset == name).sum() == len(meta)
+    assert not pairs.image_path.str.startswith("/").any()
+
+
+def test_manifest_on_real_data(real_manifest):
+    root, manifest, images, masks = real_manifest
+    assert len(manifest) == 7469 and manifest.prepared.all()  # every shared pair is readable
+    assert images.shape == (7469, 128, 128, 3) and masks.shape == (7469, 128, 128)
+    # zero source photos shared between splits
+    assert splitting.shared_groups(manifest) == []
+    used = manifest[manifest.split != "excluded"]
+    for name in SIX:
+        assert (used.dataset == name).sum() > 0, name
+    share = used.split.value_counts(normalize=True)
+    assert 0.75 < share["train"] < 0.85 and 0.07 < share["test"] < 0.13
+    # AigleRN photos appear in two datasets under different names: they stay in one split
+    aigle = manifest[manifest.source_group == "family:AIGLE_RN"]
+    assert set(aigle.dataset) == {"aiglern_trimm_lmm", "alexdonchuk_coarse"}
+    assert aigle.loc[aigle.split != "excluded", "split"].nunique() == 1
+    # the coarse polygon set loses far more labels to screening than the fine CFD tracings
+    rate = manifest.groupby("dataset").excluded.mean()
+    assert rate["alexdonchuk_coarse"] > 0.3 and rate["cfd"] < 0.05
+    # crack-free images exist only in alexdonchuk_coarse (12 empty masks)
+    assert (manifest[manifest.crack_fraction == 0].dataset == "alexdonchuk_coarse").all()
+
+
+def test_one_pixel_cracks_survive_resizing(real_manifest):
+    root, manifest, images, masks = real_manifest
+    cfd = manifest.dataset.to_numpy() == "cfd"  # thin 1-3 px tracings at 480x320
+    kept = masks[cfd].reshape(cfd.sum(), -1).any(axis=1)
+    assert kept.all()
