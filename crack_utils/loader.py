@@ -2,12 +2,17 @@
 
 Each item is ``image`` float32 (3, S, S) normalized, ``mask`` float32 (1, S, S) in {0, 1} and ``dist``
 float32 (1, S, S), the normalized distance map of the (augmented) mask (see :mod:`crack_utils.distance`).
+
+Reproducible augmentation: with a ``seed``, the augmentation of every item is seeded from
+``(seed, epoch, index)``, where the epoch travels inside the index (:class:`EpochSampler` yields
+``epoch * N + i``). So an item's augmentation does not depend on worker processes, on what was drawn
+before, or on whether training was interrupted and resumed.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
 from crack_utils.augment import normalize
 from crack_utils.distance import DEFAULT_NORMALIZATION, DEFAULT_RADIUS, distance_map
@@ -15,24 +20,50 @@ from crack_utils.distance import DEFAULT_NORMALIZATION, DEFAULT_RADIUS, distance
 
 class CrackDataset(Dataset):
     """``images`` uint8 (N, S, S, 3), ``masks`` uint8 (N, S, S); ``augment`` an albumentations transform
-    or None (evaluation). Distance maps are computed after augmentation."""
+    or None (evaluation). Distance maps are computed after augmentation. Indices ``>= N`` encode an epoch
+    (``epoch * N + i``, see :class:`EpochSampler`)."""
 
     def __init__(self, images: np.ndarray, masks: np.ndarray, augment=None,
-                 normalization: str = DEFAULT_NORMALIZATION, radius: float = DEFAULT_RADIUS):
+                 normalization: str = DEFAULT_NORMALIZATION, radius: float = DEFAULT_RADIUS,
+                 seed: int | None = None):
         if len(images) != len(masks):
             raise ValueError(f"{len(images)} images but {len(masks)} masks")
         self.images, self.masks, self.augment = images, masks, augment
-        self.normalization, self.radius = normalization, radius
+        self.normalization, self.radius, self.seed = normalization, radius, seed
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, i: int):
+    def __getitem__(self, index: int):
+        epoch, i = divmod(int(index), len(self.images))
         image, mask = self.images[i], self.masks[i]
         if self.augment is not None:
+            if self.seed is not None:
+                self.augment.set_random_seed(int(np.random.SeedSequence([self.seed, epoch, i]).generate_state(1)[0]))
             out = self.augment(image=image, mask=mask)
             image, mask = out["image"], out["mask"]
         dist = distance_map(mask, self.normalization, self.radius)
         return (torch.from_numpy(normalize(image)),
                 torch.from_numpy(mask[None].astype(np.float32)),
                 torch.from_numpy(dist[None]))
+
+
+class EpochSampler(Sampler[int]):
+    """Draws ``num_samples`` distinct items per epoch from a seeded permutation of ``(seed, epoch)``
+    and yields ``epoch * n + i``, so the dataset knows the epoch. Call :meth:`set_epoch` before each epoch."""
+
+    def __init__(self, n: int, num_samples: int | None = None, seed: int = 0):
+        if n < 1:
+            raise ValueError("cannot sample from an empty training split")
+        self.n, self.seed, self.epoch = n, seed, 0
+        self.num_samples = n if num_samples is None else min(num_samples, n)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(self.n)[: self.num_samples]
+        return iter((self.epoch * self.n + order).tolist())
+
+    def __len__(self) -> int:
+        return self.num_samples

@@ -136,3 +136,13 @@ def load_split(data_dir: str | Path, split: str):
         raise ValueError(f"split {split!r} in {data_dir}/manifest.csv is empty; use more images or other fractions")
     images, masks, _ = load_cache(Path(data_dir) / "prepared.npz", rows["key"].tolist())
     return rows, images, masks
+
+
+def fingerprint(data_dir: str | Path) -> str:
+    """MD5 of ``manifest.csv`` and ``prepared.npz``'s size: changes whenever the data notebook's output does."""
+    import hashlib
+
+    data_dir = Path(data_dir)
+    digest = hashlib.md5((data_dir / "manifest.csv").read_bytes())
+    digest.update(str((data_dir / "prepared.npz").stat().st_size).encode())
+    return digest.hexdigest()

@@ -127,11 +127,36 @@ def _relative_papermill_paths(executed: Path, repo: Path, source: str, final: Pa
     nbformat.write(nb, executed)
 
 
+def check_parameters(run: Run, repo: Path) -> None:
+    """Raise :class:`StudyError` if ``run`` passes a parameter its notebook does not declare (a typo
+    would otherwise be ignored by papermill with a mere warning)."""
+    import papermill
+
+    declared = set(papermill.inspect_notebook(str(repo / run.notebook)))
+    unknown = sorted((set(run.parameters) | {"OUT_DIR"}) - declared)
+    if unknown:
+        raise StudyError(f"{run.notebook} has no parameter(s) {', '.join(unknown)}; it declares: "
+                         f"{', '.join(sorted(declared))}")
+
+
+def check_writable(folder: Path) -> None:
+    """Raise :class:`StudyError` naming ``folder`` if results cannot be written there."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as err:
+        raise StudyError(f"cannot write results to {folder}: {err.strerror or err}. Make the folder writable "
+                         "or choose another config name.") from None
+
+
 def execute(run: Run, results: Path, repo: Path, kernel: str, progress: bool = True) -> Path:
     """Execute one notebook run into ``results/<run.name>`` atomically; returns the final folder."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    check_parameters(run, repo)
     final = results / run.name
     tmp = final.with_name(f".tmp-{final.name}")
     failed = final.with_name(f"{final.name}.failed")
@@ -194,13 +219,15 @@ def run_study(config_path: str | Path, stages: list[str] | None = None, progress
     repo = repo_root()
     config = load_config(config_path)
     results = repo / "results" / config["name"]
-    results.mkdir(parents=True, exist_ok=True)
+    check_writable(results)
     (results / "study_config.json").write_text(json.dumps(config, indent=2) + "\n")
     kernel = _kernel_name()
     # Batch runs: no per-batch progress bars inside the executed notebooks (the pipeline prints progress);
     # the per-epoch summary lines remain in the reports.
     os.environ.setdefault("TQDM_DISABLE", "1")
     runs = [r for r in plan(config) if stages is None or r.stage in stages]
+    print(f"study {config['name']!r}: {len(runs)} notebook runs; every stage is rerun (training continues from "
+          "its checkpoint when the parameters and data are unchanged)", flush=True)
     t0 = time.perf_counter()
     for i, run in enumerate(runs, 1):
         print(f"[{i}/{len(runs)}] {run.notebook} -> results/{config['name']}/{run.name}", flush=True)
@@ -223,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run_study(args.config, args.stages, progress=not args.no_progress)
     except (ConfigError, StudyError) as err:
+        print(f"\nThe study stopped: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:  # e.g. a results folder that became unwritable mid-run
         print(f"\nThe study stopped: {err}", file=sys.stderr)
         return 1
     return 0

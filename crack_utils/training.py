@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader, RandomSampler
+from torch.utils.data import DataLoader
 from crack_utils.progress import progress_bar
 
+from crack_utils.loader import EpochSampler
 from crack_utils.metrics import pooled_scores
 
 
@@ -76,7 +77,7 @@ def train(model: torch.nn.Module, loss_fn, train_set, val_set, out_dir: str | Pa
     """Train ``model`` with Adam on ``train_set``; returns the per-epoch history.
 
     Both sets yield ``(image, mask, dist)``. ``samples_per_epoch``: images drawn (without replacement,
-    seeded) per epoch, ``None`` for the whole training split. Writes ``last.pt`` and ``best.pt`` to
+    seeded by ``(seed, epoch)``) per epoch, ``None`` for the whole training split. Writes ``last.pt`` and ``best.pt`` to
     ``checkpoint_dir`` (default ``out_dir/checkpoints``) and ``out_dir/history.csv`` (columns ``epoch, train_loss, val_loss, val_precision,
     val_recall, val_f1, val_iou, val_dice, lr, seconds``). Raises :class:`TrainingDivergedError` on a
     NaN/inf loss.
@@ -92,7 +93,6 @@ def train(model: torch.nn.Module, loss_fn, train_set, val_set, out_dir: str | Pa
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     history: list[dict] = []
     start_epoch = 0
-    generator = torch.Generator().manual_seed(seed)
     last = ckpt_dir / "last.pt"
     if resume and last.is_file():
         state = torch.load(last, map_location=device, weights_only=False)
@@ -100,16 +100,15 @@ def train(model: torch.nn.Module, loss_fn, train_set, val_set, out_dir: str | Pa
         optimizer.load_state_dict(state["optimizer"])
         history = state["history"]
         start_epoch = state["epoch"]
-        generator.set_state(state["generator"])
         _set_rng_state(state["rng"])
-    n_samples = len(train_set) if samples_per_epoch is None else min(samples_per_epoch, len(train_set))
-    sampler = RandomSampler(train_set, replacement=False, num_samples=n_samples, generator=generator)
+    sampler = EpochSampler(len(train_set), samples_per_epoch, seed=seed)
     pin = device.type == "cuda"
     train_loader = DataLoader(train_set, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
                               pin_memory=pin, persistent_workers=num_workers > 0, drop_last=False)
     val_loader = DataLoader(val_set, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=pin)
     best = max((h["val_dice"] for h in history), default=-math.inf)
     for epoch in range(start_epoch, epochs):
+        sampler.set_epoch(epoch)
         t0 = time.perf_counter()
         model.train()
         running, seen = 0.0, 0
@@ -135,7 +134,7 @@ def train(model: torch.nn.Module, loss_fn, train_set, val_set, out_dir: str | Pa
         row.update({"lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - t0})
         history.append(row)
         state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
-                 "history": history, "generator": generator.get_state(), "rng": _rng_state()}
+                 "history": history, "rng": _rng_state()}
         if row["val_dice"] > best:
             best = row["val_dice"]
             atomic_torch_save(state, ckpt_dir / "best.pt")

@@ -21,6 +21,27 @@ def test_distance_maps_follow_the_augmented_mask():
     assert (ds[3][2] == 1).all()
 
 
+def test_augmentation_is_seeded_per_item_and_epoch():
+    from crack_utils.loader import EpochSampler
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (5, 32, 32, 3), dtype=np.uint8)
+    masks = (rng.random((5, 32, 32)) > 0.9).astype(np.uint8)
+    a = CrackDataset(images, masks, augment=augment.training_augmentation(), seed=7)
+    b = CrackDataset(images, masks, augment=augment.training_augmentation(), seed=7)
+    # same (epoch, item) -> same augmentation, whatever was drawn before
+    first = a[5 + 2][0]
+    for k in (0, 1, 4):
+        b[k]
+    assert torch.equal(first, b[5 + 2][0])
+    assert not torch.equal(a[2][0], a[5 + 2][0])  # another epoch, another augmentation
+    sampler = EpochSampler(5, num_samples=3, seed=1)
+    sampler.set_epoch(2)
+    drawn = list(sampler)
+    assert len(drawn) == 3 and all(10 <= i < 15 for i in drawn) and len(set(drawn)) == 3
+    assert drawn == list(sampler)
+
+
 def test_augmentation_moves_image_and_mask_together():
     image = np.zeros((32, 32, 3), np.uint8)
     mask = np.zeros((32, 32), np.uint8)

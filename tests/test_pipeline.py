@@ -93,3 +93,74 @@ def test_benchmark_prints_every_figure():
     tail = dict(line.split(": ", 1) for line in lines[-len(FIGURES):])
     assert list(tail) == list(FIGURES)
     assert all(float(v) > 0 for v in tail.values())
+
+
+def test_unknown_notebook_parameter_lists_the_valid_ones():
+    from crack_utils.pipeline import Run, StudyError, check_parameters
+
+    with pytest.raises(StudyError, match="has no parameter.*EPOKS.*declares: .*EPOCHS"):
+        check_parameters(Run("train", "x", {"EPOKS": 1}), REPO)
+    for run in plan(load_config(REPO / "configs" / "default.yaml")):
+        check_parameters(run, REPO)  # every parameter the pipeline passes is declared
+
+
+def test_unwritable_results_folder_is_a_clear_error(tmp_path):
+    name = "tiny-unwritable"
+    blocker = REPO / "results" / name
+    blocker.parent.mkdir(exist_ok=True)
+    blocker.write_text("a file where the results folder should be")  # fails even for root
+    try:
+        (tmp_path / f"{name}.yaml").write_text("losses: [dice]\n")
+        result = run_pipeline(tmp_path / f"{name}.yaml")
+        assert result.returncode == 1
+        assert f"cannot write results to {blocker}" in result.stderr and "Traceback" not in result.stderr
+    finally:
+        blocker.unlink()
+
+
+def _resume_config(tmp_path, name):
+    path = tmp_path / f"{name}.yaml"
+    path.write_text((REPO / "configs" / "tiny.yaml").read_text().replace("epochs: 1", "epochs: 4")
+                    .replace("losses: [bce, dice, distance]", "losses: [distance]")
+                    .replace("evaluation: {extra_folder: data/synthetic/n40-s96-seed1}", ""))
+    return path
+
+
+def test_killed_training_resumes_to_the_same_result(tmp_path):
+    import os
+    import signal
+    import time
+
+    import torch
+
+    # uninterrupted reference
+    reference = _resume_config(tmp_path, "tiny-resume-ref")
+    assert run_pipeline(reference).returncode == 0
+    # the same study, killed (SIGKILL to the pipeline and its kernel) after its first checkpoint
+    interrupted = _resume_config(tmp_path, "tiny-resume-kill")
+    out = REPO / "results" / "tiny-resume-kill"
+    last = out / "checkpoints" / "distance-seed0" / "last.pt"
+    import shutil
+    shutil.rmtree(out, ignore_errors=True)
+    proc = subprocess.Popen([sys.executable, "-m", "crack_utils.pipeline", "--config", str(interrupted), "--no-progress"],
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 600
+    while not last.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    epochs_done = torch.load(last, weights_only=False)["epoch"]
+    assert epochs_done < 4, "training finished before it could be interrupted"
+    assert not (out / "03_train" / "distance-seed0").exists()  # nothing half-written looks complete
+    assert not (out / "table1.csv").exists()
+    # rerunning the same command continues from the checkpoint ...
+    result = run_pipeline(interrupted)
+    assert result.returncode == 0, result.stderr[-2000:]
+    executed = (out / "03_train" / "distance-seed0" / "03_train_model.ipynb").read_text()
+    assert "checkpoints: resume" in executed
+    # ... and reaches the same final metrics as the uninterrupted run
+    ref = json.loads((REPO / "results" / "tiny-resume-ref" / "04_evaluate" / "distance-seed0" / "scores.json").read_text())
+    got = json.loads((out / "04_evaluate" / "distance-seed0" / "scores.json").read_text())
+    assert {k: got[k] for k in METRICS} == {k: ref[k] for k in METRICS}
+    ref_table = pd.read_csv(REPO / "results" / "tiny-resume-ref" / "table1.csv")
+    pd.testing.assert_frame_equal(pd.read_csv(out / "table1.csv"), ref_table)
