@@ -33,7 +33,7 @@ DEFAULTS: dict = {
     "distance": {"normalization": "radius", "radius": 20.0},
     "model": {"encoder": "resnet18", "encoder_weights": None, "dropout": 0.3},
     "training": {"epochs": 50, "batch_size": 25, "lr": 5e-4, "samples_per_epoch": None,
-                 "num_workers": 0, "device": "auto", "deterministic": True},
+                 "num_workers": 0, "device": "auto", "deterministic": True, "amp": "auto"},
     "losses": ["bce", "dice", "distance"],
     "loss_options": {"distance": {"alpha": 4.0, "mode": "soft"}},
     "seeds": [0],

@@ -25,9 +25,10 @@ MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".jpg", ".jpeg")
 LAYOUTS = ("auto", "meta", "folder", "kaggle")
 PAIR_COLUMNS = ["dataset", "id", "image_path", "mask_path", "source_group", "orig_split"]
 
-# Patches of one photo that the shared data can only link by family (see ../shared/data/SOURCES.md):
-# the AigleRN photos appear in aiglern_trimm_lmm and, differently named, in alexdonchuk_coarse.
-GROUP_FAMILIES = ((re.compile(r"^(Im_(no)?GT_)?AIGLE_RN", re.IGNORECASE), "family:AIGLE_RN"),)
+# Photos of S. Chambon's crack database (AigleRN, ESAR, LCMS, LRIS, TEMPEST2) appear in two shared datasets
+# under two spellings: "LCMS_31c" (aiglern_trimm_lmm) and "Im_GT_LCMS_31cor" (alexdonchuk_coarse). One
+# canonical name keeps both copies of a photo in one split (see ../shared/data/SOURCES.md).
+_CHAMBON = re.compile(r"^(?:Im_(?:no)?GT_)?((?:AIGLE_RN|ESAR|LCMS|LRIS|TEMPEST2?)_\w+?)(?:or)?$")
 
 
 class DatasetError(ValueError):
@@ -44,12 +45,11 @@ def derive_source_group(stem: str) -> str:
     return group or stem
 
 
-def apply_group_families(group: str) -> str:
-    """Map groups known to be the same photos under different names onto one family name."""
-    for pattern, family in GROUP_FAMILIES:
-        if pattern.search(group):
-            return family
-    return group
+def canonical_source_group(group: str) -> str:
+    """One name for a photo known under several spellings (Chambon database: ``Im_GT_LCMS_31cor`` and
+    ``LCMS_31c`` -> ``chambon:LCMS_31c``); other groups are returned unchanged."""
+    match = _CHAMBON.match(group)
+    return f"chambon:{match.group(1)}" if match else group
 
 
 def _files_by_stem(folder: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
@@ -147,7 +147,7 @@ def read_dataset(folder: str | Path, data_root: str | Path | None = None, layout
         raise DatasetError(f"duplicate ids in {folder}: {sorted(frame.loc[dup, 'id'].unique())[:5]}")
     if layout == "kaggle":  # ids only need to be unique within a split; qualify them
         frame["id"] = frame["orig_split"] + "/" + frame["id"]
-    frame["source_group"] = frame["source_group"].map(apply_group_families)
+    frame["source_group"] = frame["source_group"].map(canonical_source_group)
     return frame
 
 

@@ -9,15 +9,35 @@ import seaborn as sns
 from crack_utils.tables import LOSS_LABELS
 
 def choose_examples(manifest_rows: pd.DataFrame, n: int = 4) -> list[str]:
-    """Deterministic Figure 2 choice: ``n`` keys of pairs with cracks spread over the crack-fraction
-    range (evenly spaced quantiles of the sorted fraction, ties broken by key)."""
-    rows = manifest_rows[manifest_rows["crack_fraction"] > 0].sort_values(["crack_fraction", "key"])
+    """Deterministic Figure 2 choice of ``n`` keys among pairs with cracks.
+
+    Datasets are visited in name order, round-robin; within a dataset the first pick is the pair at the
+    median crack fraction, later picks the next quantiles (ties broken by key). With one dataset this
+    spreads the picks over the crack-fraction range.
+    """
+    rows = manifest_rows[manifest_rows["crack_fraction"] > 0]
     if rows.empty:
-        rows = manifest_rows.sort_values("key")
-    if len(rows) <= n:
-        return rows["key"].tolist()
-    picks = np.linspace(0, len(rows) - 1, n + 2)[1:-1].round().astype(int)
-    return rows["key"].iloc[picks].tolist()
+        rows = manifest_rows
+    groups = {name: g.sort_values(["crack_fraction", "key"])["key"].tolist()
+              for name, g in rows.groupby("dataset", sort=True)}
+    per_group = {name: _spread(keys, n) for name, keys in groups.items()}
+    picks: list[str] = []
+    for round_ in range(n):
+        for name in groups:
+            if round_ < len(per_group[name]) and len(picks) < n:
+                picks.append(per_group[name][round_])
+    return picks
+
+
+def _spread(keys: list[str], n: int) -> list[str]:
+    """Up to ``n`` keys from a sorted list: the median first, then quantiles spreading outwards."""
+    if len(keys) <= 1:
+        return keys
+    positions = np.linspace(0, len(keys) - 1, min(n, len(keys)) + 2)[1:-1].round().astype(int)
+    middle = len(keys) // 2
+    order = sorted(dict.fromkeys(positions.tolist()), key=lambda p: (abs(p - middle), p))
+    return [keys[p] for p in order]
+
 
 def figure2(images: np.ndarray, masks: np.ndarray, predictions: dict[str, np.ndarray], keys=None,
             overlay: bool = False):
@@ -41,7 +61,7 @@ def figure2(images: np.ndarray, masks: np.ndarray, predictions: dict[str, np.nda
             if r == 0:
                 ax.set_title(columns[c], fontsize=9)
             if c == 0 and keys is not None:
-                ax.set_ylabel(str(keys[r])[-24:], fontsize=7)
+                ax.set_ylabel(str(keys[r]).replace("/", "\n", 1), fontsize=7)
     fig.tight_layout()
     return fig
 

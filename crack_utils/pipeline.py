@@ -82,7 +82,7 @@ def plan(config: dict) -> list[Run]:
                 "DROPOUT": config["model"]["dropout"], "EPOCHS": train["epochs"], "BATCH_SIZE": train["batch_size"],
                 "LR": train["lr"], "SAMPLES_PER_EPOCH": train["samples_per_epoch"],
                 "NUM_WORKERS": train["num_workers"], "DEVICE": train["device"],
-                "DETERMINISTIC": train["deterministic"], "NORMALIZATION": dist["normalization"],
+                "DETERMINISTIC": train["deterministic"], "AMP": train["amp"], "NORMALIZATION": dist["normalization"],
                 "RADIUS": dist["radius"]}))
             runs.append(Run("evaluate", f"04_evaluate/{tag}", {
                 "DATA_DIR": f"{base}/01_data", "DISTANCE_DIR": f"{base}/02_distance",

@@ -55,13 +55,14 @@ def _set_rng_state(state: dict) -> None:
 
 
 @torch.no_grad()
-def validate(model, loader, loss_fn, device, threshold: float = 0.5) -> dict:
+def validate(model, loader, loss_fn, device, threshold: float = 0.5, amp: bool = False) -> dict:
     """Mean loss and pooled scores (thresholded) of ``model`` over ``loader``."""
     model.eval()
     losses, preds, targets = [], [], []
     for image, mask, dist in loader:
-        image, mask, dist = (t.to(device) for t in (image, mask, dist))
-        logits = model(image)
+        image, mask, dist = (t.to(device, non_blocking=True) for t in (image, mask, dist))
+        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=amp):
+            logits = model(image).float()
         losses.append(float(loss_fn(logits, mask, dist)) * len(image))
         preds.append((torch.sigmoid(logits) > threshold).cpu().numpy()[:, 0])
         targets.append(mask.cpu().numpy()[:, 0] > 0.5)
@@ -73,14 +74,15 @@ def train(model: torch.nn.Module, loss_fn, train_set, val_set, out_dir: str | Pa
           checkpoint_dir: str | Path | None = None, epochs: int = 50,
           batch_size: int = 25, lr: float = 5e-4, device: torch.device | str = "cpu", seed: int = 0,
           samples_per_epoch: int | None = None, num_workers: int = 0, resume: bool = True,
-          progress: bool = True) -> pd.DataFrame:
+          amp: bool | str = "auto", progress: bool = True) -> pd.DataFrame:
     """Train ``model`` with Adam on ``train_set``; returns the per-epoch history.
 
     Both sets yield ``(image, mask, dist)``. ``samples_per_epoch``: images drawn (without replacement,
     seeded by ``(seed, epoch)``) per epoch, ``None`` for the whole training split. Writes ``last.pt`` and ``best.pt`` to
     ``checkpoint_dir`` (default ``out_dir/checkpoints``) and ``out_dir/history.csv`` (columns ``epoch, train_loss, val_loss, val_precision,
     val_recall, val_f1, val_iou, val_dice, lr, seconds``). Raises :class:`TrainingDivergedError` on a
-    NaN/inf loss.
+    NaN/inf loss. ``amp``: bf16 autocast for the forward pass (``"auto"``: on CUDA only); losses are
+    computed in float32 either way.
     """
     out_dir = Path(out_dir)
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else out_dir / "checkpoints"
@@ -103,6 +105,7 @@ def train(model: torch.nn.Module, loss_fn, train_set, val_set, out_dir: str | Pa
         _set_rng_state(state["rng"])
     sampler = EpochSampler(len(train_set), samples_per_epoch, seed=seed)
     pin = device.type == "cuda"
+    use_amp = (device.type == "cuda") if amp == "auto" else bool(amp)
     train_loader = DataLoader(train_set, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
                               pin_memory=pin, persistent_workers=num_workers > 0, drop_last=False)
     val_loader = DataLoader(val_set, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=pin)
@@ -118,7 +121,9 @@ def train(model: torch.nn.Module, loss_fn, train_set, val_set, out_dir: str | Pa
             if device.type == "cpu":
                 image = image.contiguous(memory_format=torch.channels_last)
             mask, dist = mask.to(device, non_blocking=pin), dist.to(device, non_blocking=pin)
-            loss = loss_fn(model(image), mask, dist)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                logits = model(image)
+            loss = loss_fn(logits, mask, dist)
             if not torch.isfinite(loss):
                 raise TrainingDivergedError(
                     f"loss became {float(loss)} in epoch {epoch + 1}; training stopped. The last good "
@@ -130,7 +135,7 @@ def train(model: torch.nn.Module, loss_fn, train_set, val_set, out_dir: str | Pa
             seen += len(image)
             bar.set_postfix(loss=f"{running / seen:.4f}")
         row = {"epoch": epoch + 1, "train_loss": running / max(seen, 1)}
-        row.update(validate(model, val_loader, loss_fn, device))
+        row.update(validate(model, val_loader, loss_fn, device, amp=use_amp))
         row.update({"lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - t0})
         history.append(row)
         state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,

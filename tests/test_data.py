@@ -80,7 +80,10 @@ def test_kaggle_layout(tmp_path):
 def test_source_groups_and_families():
     assert datasets.derive_source_group("11111-10") == "11111"
     assert datasets.derive_source_group("CFD_001") == "CFD_001"
-    assert datasets.apply_group_families("Im_noGT_AIGLE_RN_02bor") == datasets.apply_group_families("AIGLE_RN_C18a")
+    assert datasets.canonical_source_group("Im_GT_LCMS_31cor") == datasets.canonical_source_group("LCMS_31c") == "chambon:LCMS_31c"
+    assert datasets.canonical_source_group("Im_noGT_AIGLE_RN_02bor") == "chambon:AIGLE_RN_02b"
+    assert datasets.canonical_source_group("Im_GT_ESAR_20a") == "chambon:ESAR_20a"
+    assert datasets.canonical_source_group("20160222_080850") == "20160222_080850"
 
 
 def test_missing_and_empty_folders_name_the_folder(tmp_path):

@@ -38,10 +38,10 @@ def test_manifest_on_real_data(real_manifest):
         assert (used.dataset == name).sum() > 0, name
     share = used.split.value_counts(normalize=True)
     assert 0.75 < share["train"] < 0.85 and 0.07 < share["test"] < 0.13
-    # AigleRN photos appear in two datasets under different names: they stay in one split
-    aigle = manifest[manifest.source_group == "family:AIGLE_RN"]
-    assert set(aigle.dataset) == {"aiglern_trimm_lmm", "alexdonchuk_coarse"}
-    assert aigle.loc[aigle.split != "excluded", "split"].nunique() == 1
+    # Chambon-database photos appear in two datasets under two spellings: one group each, one split each
+    chambon = manifest[manifest.source_group.str.startswith("chambon:")]
+    both = chambon.groupby("source_group").dataset.nunique()
+    assert (both == 2).sum() == 52  # 52 of aiglern_trimm_lmm's 53 photos are also in alexdonchuk_coarse
     # the coarse polygon set loses far more labels to screening than the fine CFD tracings
     rate = manifest.groupby("dataset").excluded.mean()
     assert rate["alexdonchuk_coarse"] > 0.3 and rate["cfd"] < 0.05
