@@ -124,14 +124,15 @@ def train(model: torch.nn.Module, loss_fn, train_set, val_set, out_dir: str | Pa
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                 logits = model(image)
             loss = loss_fn(logits, mask, dist)
-            if not torch.isfinite(loss):
+            value = loss.item()
+            if not math.isfinite(value):
                 raise TrainingDivergedError(
-                    f"loss became {float(loss)} in epoch {epoch + 1}; training stopped. The last good "
+                    f"loss became {value} in epoch {epoch + 1}; training stopped. The last good "
                     f"checkpoint ({last if last.exists() else 'none yet'}) is kept. Try a lower learning rate.")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            running += float(loss) * len(image)
+            running += value * len(image)
             seen += len(image)
             bar.set_postfix(loss=f"{running / seen:.4f}")
         row = {"epoch": epoch + 1, "train_loss": running / max(seen, 1)}
