@@ -10,7 +10,6 @@ CONFIG ?= configs/default.yaml
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c requirements/constraints.txt -e ".[dev]"
 	@touch $(STAMP)
 

@@ -90,7 +90,7 @@ def pair_grid(images: np.ndarray, masks: np.ndarray, titles=None, columns: int =
     """Image with the mask outlined in red, for example and flagged-label grids."""
     n = len(images)
     rows = max(1, int(np.ceil(n / columns)))
-    fig, axes = plt.subplots(rows, columns, figsize=(2 * columns, 2.1 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(2 * columns, 2.1 * rows), squeeze=False, dpi=72)
     for ax in axes.flat:
         ax.axis("off")
     for i in range(n):
@@ -106,7 +106,7 @@ def pair_grid(images: np.ndarray, masks: np.ndarray, titles=None, columns: int =
 def distance_examples(images: np.ndarray, masks: np.ndarray, maps: np.ndarray, titles=None):
     """Rows of (image, mask, distance map) with a colour bar for the map."""
     n = len(images)
-    fig, axes = plt.subplots(n, 3, figsize=(7.5, 2.4 * n), squeeze=False)
+    fig, axes = plt.subplots(n, 3, figsize=(7.5, 2.4 * n), squeeze=False, dpi=80)
     for r in range(n):
         axes[r, 0].imshow(images[r])
         axes[r, 1].imshow(masks[r], cmap="gray")
