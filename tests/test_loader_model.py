@@ -117,6 +117,26 @@ def test_divergence_stops_with_a_message(tmp_path):
                        CrackDataset(images, masks), tmp_path, epochs=1, batch_size=2, progress=False)
 
 
+def test_divergence_after_a_good_epoch_keeps_that_checkpoint(tmp_path):
+    from crack_utils.losses import make_loss
+
+    images = np.zeros((4, 32, 32, 3), np.uint8)
+    masks = np.zeros((4, 32, 32), np.uint8)
+    masks[:, 3] = 1
+    dice, calls = make_loss("dice"), {"n": 0}
+
+    def dice_then_nan(logits, target, dist):
+        calls["n"] += 1
+        value = dice(logits, target, dist)
+        return value * float("nan") if calls["n"] > 4 else value  # epoch 1: 2 train + 2 val batches
+
+    with pytest.raises(training.TrainingDivergedError, match="loss became nan in epoch 2.*last.pt"):
+        training.train(models.build_model(decoder_channels=(8, 8, 8, 8, 8)), dice_then_nan, CrackDataset(images, masks),
+                       CrackDataset(images, masks), tmp_path, epochs=3, batch_size=2, progress=False)
+    state = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=False)
+    assert state["epoch"] == 1 and all(np.isfinite(h["train_loss"]) for h in state["history"])
+
+
 def test_checkpoint_dir_resumes_only_with_same_parameters(tmp_path):
     folder = tmp_path / "ck"
     assert training.prepare_checkpoint_dir(folder, {"LR": 1}) == "fresh"
