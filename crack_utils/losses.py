@@ -63,6 +63,11 @@ def soft_false_positive_distance(
     pixel contributes in proportion to its probability. ``eps`` (default one pixel of mass) makes the term
     tend to 0 when there is (almost) no false-positive mass, as the hard form is 0 without false positives.
     ``dist`` in [0, 1] (1 everywhere on crack-free images). Returns a scalar in [0, 1).
+
+    Caveat, inherited from Eq. 3 being a *mean*: false-positive mass closer to a crack than the current
+    mean distance lowers the mean, so this term's gradient pushes such near-crack probabilities *up*
+    (a halo around cracks), while it pushes far ones down. The hard form has no gradient of its own and
+    no such incentive; ``mode="hard"`` makes the comparison.
     """
     probs = _at_least_float32(probs)
     fp_mass = probs * (1.0 - target.to(probs.dtype))

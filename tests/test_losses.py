@@ -225,3 +225,13 @@ def test_convergence_and_distractor_suppression():
     assert dice_hist[-1] < dice_hist[0]
     # The distance loss drives the far distractor's probability down faster than Dice alone.
     assert np.mean(dist_distractor[10:40]) < np.mean(dice_distractor[10:40])
+
+
+def test_soft_l_dist_gradient_favours_near_and_penalizes_far_false_positives():
+    # Documented property of Eq. 3 as a mean: near-crack FP mass lowers it, far FP mass raises it.
+    probs = torch.full((1, 1, 1, 4), 0.5, requires_grad=True)
+    target = torch.tensor([1.0, 0, 0, 0]).reshape(1, 1, 1, 4)
+    dist = torch.tensor([0.0, 0.1, 0.5, 1.0]).reshape(1, 1, 1, 4)
+    losses.soft_false_positive_distance(probs, target, dist).backward()
+    grad = probs.grad.flatten()
+    assert grad[1] < 0 < grad[3] and grad[0] == 0
