@@ -94,3 +94,15 @@ def distance_maps(
     for i, m in enumerate(masks):
         out[i] = distance_map(m, normalization=normalization, radius=radius)
     return out
+
+
+def map_statistics(maps: np.ndarray, masks: np.ndarray) -> "list[dict]":
+    """Per image: ``has_crack``, mean normalized distance over background pixels and the share of
+    background pixels at the maximum (1.0). ``maps``, ``masks``: (N, H, W)."""
+    rows = []
+    for dmap, mask in zip(maps, masks):
+        background = dmap[np.asarray(mask) == 0]
+        rows.append({"has_crack": bool(np.asarray(mask).any()),
+                     "mean_background": float(background.mean()) if background.size else float("nan"),
+                     "share_at_max": float((background >= 1.0).mean()) if background.size else float("nan")})
+    return rows

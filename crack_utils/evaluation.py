@@ -38,3 +38,43 @@ def score_predictions(probs: np.ndarray, masks: np.ndarray, keys, threshold: flo
     pooled = pooled_scores(pred, target)
     pooled.update({f"macro_{k}": float(per_image[k].mean()) for k in METRICS})
     return per_image, pooled
+
+
+def save_predictions(path, keys, pred: np.ndarray) -> None:
+    """Store binary predictions (N, S, S) bit-packed with their keys, for figures built later."""
+    pred = np.asarray(pred, dtype=bool)
+    np.savez_compressed(path, keys=np.asarray(keys, dtype=str), pred=np.packbits(pred, axis=-1),
+                        shape=np.array(pred.shape))
+
+
+def load_predictions(path, keys=None) -> np.ndarray:
+    """Binary predictions saved by :func:`save_predictions`; with ``keys``, those rows in that order."""
+    with np.load(path) as saved:
+        pred = np.unpackbits(saved["pred"], axis=-1)[..., : int(saved["shape"][2])].astype(bool)
+        stored = saved["keys"].tolist()
+    if keys is None:
+        return pred
+    index = {k: i for i, k in enumerate(stored)}
+    missing = [k for k in keys if k not in index]
+    if missing:
+        raise KeyError(f"{path} has no predictions for {missing[:5]}")
+    return pred[[index[k] for k in keys]]
+
+
+def prepare_folder(folder, size: int):
+    """Read any dataset folder (see :mod:`crack_utils.datasets`) for evaluation at ``size`` px.
+
+    Returns ``(keys, images, masks, problems)``: the usable pairs' keys (``dataset/id``) and arrays, and a
+    DataFrame of the pairs that failed validation (with the ``problem`` naming the file).
+    """
+    from pathlib import Path
+
+    from crack_utils.datasets import read_dataset
+    from crack_utils.preprocess import prepare_arrays
+    from crack_utils.validation import validate_pairs
+
+    folder = Path(folder)
+    pairs = validate_pairs(read_dataset(folder, folder.parent), folder.parent, progress=False)
+    ok = pairs[pairs["problem"] == ""]
+    images, masks, _ = prepare_arrays(ok, folder.parent, size=size)
+    return (ok["dataset"] + "/" + ok["id"]).tolist(), images, masks, pairs[pairs["problem"] != ""]

@@ -146,3 +146,9 @@ def fingerprint(data_dir: str | Path) -> str:
     digest = hashlib.md5((data_dir / "manifest.csv").read_bytes())
     digest.update(str((data_dir / "prepared.npz").stat().st_size).encode())
     return digest.hexdigest()
+
+
+def prepared_index(manifest: pd.DataFrame, keys) -> list[int]:
+    """Positions of ``keys`` in the prepared arrays returned with ``manifest`` by :func:`build_manifest`."""
+    position = {k: i for i, k in enumerate(manifest.loc[manifest["prepared"], "key"])}
+    return [position[k] for k in keys]
