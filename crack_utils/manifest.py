@@ -102,7 +102,7 @@ def exclusion_summary(manifest: pd.DataFrame) -> pd.DataFrame:
                 kind = reason_kind(part)
                 counts[kind] = counts.get(kind, 0) + 1
         rows.append({"dataset": dataset, "pairs": len(group), "excluded": int(group["excluded"].sum()), **counts})
-    return pd.DataFrame(rows).fillna(0).set_index("dataset")
+    return pd.DataFrame(rows).fillna(0).set_index("dataset").astype(int)
 
 
 def save_manifest(manifest: pd.DataFrame, images, masks, out_dir: str | Path) -> None:
