@@ -1,6 +1,9 @@
 """Figures: Figure 2 (predictions side by side), training curves, example grids, distance maps."""
 from __future__ import annotations
 
+import warnings
+
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -118,5 +121,25 @@ def distance_examples(images: np.ndarray, masks: np.ndarray, maps: np.ndarray, t
                 axes[r, c].set_title(title, fontsize=9)
         if titles is not None:
             axes[r, 0].set_ylabel(str(titles[r])[-24:], fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def claim_distributions(claim_rows: pd.DataFrame):
+    """Per-image clDice, tolerance F1 and Betti-0 error by loss, and the pooled far-FP shares."""
+    from crack_utils.report import summarize_claims
+
+    fig, axes = plt.subplots(1, 4, figsize=(15, 3.4))
+    for ax, column, title in zip(axes[:3], ["cldice", "tol_f1", "betti0_error"],
+                                 ["clDice per image", "tolerance F1 (2 px) per image", "Betti-0 error per image"]):
+        with warnings.catch_warnings():  # seaborn 0.13 passes matplotlib 3.11's deprecated `vert`
+            warnings.filterwarnings("ignore", category=matplotlib.MatplotlibDeprecationWarning)
+            sns.boxplot(data=claim_rows, x="loss", y=column, ax=ax, showfliers=False)
+        ax.set_title(title, fontsize=10)
+    shares = summarize_claims(claim_rows).melt(id_vars="loss", value_vars=["fp_far_5px_share", "fp_far_20px_share"],
+                                               var_name="threshold", value_name="share")
+    shares["threshold"] = shares["threshold"].map({"fp_far_5px_share": "> 5 px", "fp_far_20px_share": "> 20 px"})
+    sns.barplot(data=shares, x="loss", y="share", hue="threshold", ax=axes[3])
+    axes[3].set_title("false-positive pixels far from any crack", fontsize=10)
     fig.tight_layout()
     return fig
