@@ -37,7 +37,8 @@ NOTEBOOKS = {
     "report": "notebooks/05_make_figures.ipynb",
 }
 PUBLISHED = ("table1.csv", "table1.md", "figure2.png", "figure2_errors.png", "training_curves.png",
-             "scores.csv", "aggregation_conventions.csv")
+             "scores.csv", "aggregation_conventions.csv", "table1_stats.csv", "paired_comparisons.csv",
+             "claims_summary.csv", "claims.png")
 
 
 class StudyError(RuntimeError):
@@ -192,7 +193,7 @@ def execute(run: Run, results: Path, repo: Path, kernel: str, progress: bool = T
     return final
 
 
-def publish(report_dir: Path, results: Path, runs: list[Run], wall_seconds: float) -> None:
+def publish(report_dir: Path, results: Path, runs: list[Run], wall_seconds: float, stages: list[str] | None = None) -> None:
     """Copy the headline files to ``results/<name>/`` and write an index page linking every report."""
     for name in PUBLISHED:
         src = report_dir / name
@@ -207,10 +208,11 @@ def publish(report_dir: Path, results: Path, runs: list[Run], wall_seconds: floa
         links.append(f'<li><a href="{rel}">{run.name}</a> ({run.notebook})</li>')
     table = (results / "table1.md").read_text() if (results / "table1.md").exists() else ""
     page = ("<!doctype html><meta charset='utf-8'><title>Crack-loss study: {name}</title>"
-            "<h1>Crack-loss study: {name}</h1><p>Wall time {wall:.0f} s.</p>"
+            "<h1>Crack-loss study: {name}</h1><p>Wall time of the last pipeline run ({stages}): {wall:.0f} s; "
+            "each notebook's own time is in its run_metadata.json.</p>"
             "<h2>Table 1</h2><pre>{table}</pre><h2>Figure 2</h2><img src='figure2.png' style='max-width:100%'>"
             "<h2>Executed notebooks</h2><ul>{links}</ul>").format(
-        name=results.name, wall=wall_seconds, table=table.replace("<", "&lt;"), links="".join(links))
+        name=results.name, wall=wall_seconds, stages="stages " + ", ".join(stages) if stages else "all stages", table=table.replace("<", "&lt;"), links="".join(links))
     (results / "report.html").write_text(page, encoding="utf-8")
 
 
@@ -236,7 +238,7 @@ def run_study(config_path: str | Path, stages: list[str] | None = None, progress
         print(f"      done in {time.perf_counter() - t_run:.0f} s", flush=True)
     wall = time.perf_counter() - t0
     if stages is None or "report" in stages:
-        publish(results / "05_report", results, runs, wall)
+        publish(results / "05_report", results, plan(config), wall, stages)
     print(f"study {config['name']!r} finished in {wall:.0f} s; see results/{config['name']}/report.html", flush=True)
     return results
 
