@@ -31,8 +31,16 @@ def test_tiny_study_end_to_end():
     result = run_pipeline("configs/tiny.yaml")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = REPO / "results" / "tiny"
-    for name in ("table1.csv", "table1.md", "figure2.png", "figure2_errors.png", "report.html", "training_curves.png"):
+    for name in ("table1.csv", "table1.md", "figure2.png", "figure2_errors.png", "report.html", "training_curves.png",
+                 "table1_stats.csv", "paired_comparisons.csv", "claims_summary.csv", "claims.png"):
         assert (out / name).is_file(), name
+    paired = pd.read_csv(out / "paired_comparisons.csv")
+    assert paired.comparison.tolist() == ["distance - bce", "distance - dice"]
+    assert {"mean_diff", "ci_low", "ci_high", "wilcoxon_p"} <= set(paired.columns)
+    claims = pd.read_csv(out / "claims_summary.csv")
+    assert claims.loss.tolist() == ["bce", "dice", "distance"] and claims.cldice_mean.between(0, 1).all()
+    assert {"fp_far_5px", "betti0_error", "cldice", "tol_f1"} <= set(
+        pd.read_csv(out / "04_evaluate" / "dice-seed0" / "claims.csv").columns)
     table = pd.read_csv(out / "table1.csv")
     assert list(table.columns) == ["metric", "loss", "ours_pooled", "ours_pooled_std", "ours_macro", "paper", "n_seeds"]
     assert sorted(table.loss.unique()) == ["bce", "dice", "distance"] and sorted(table.metric.unique()) == sorted(METRICS)
