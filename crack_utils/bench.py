@@ -95,28 +95,30 @@ def run(data_dir: str | None = None, steps: int = 4, batch_size: int = 25, size:
         _sync(dev)
 
     net.train()
-    step("dice")  # warm-up
+    for name in ("bce", "dice", "distance"):  # warm-up: allocator, kernels, caches
+        step(name)
     results: dict[str, float] = {}
     for name in ("bce", "dice", "distance"):
         times = _timed(lambda: step(name), steps)
         results[f"train_img_per_s_{name}"] = batch_size / statistics.median(times)
 
-    dice_t, dist_t = [], []
-    for _ in range(max(steps, 4)):  # interleaved, so drift hits both alike
-        dice_t += _timed(lambda: step("dice"), 1)
-        dist_t += _timed(lambda: step("distance", with_maps=True), 1)
-    results["distance_over_dice_step_ratio"] = statistics.median(dist_t) / statistics.median(dice_t)
+    ratios = []
+    for _ in range(3 * steps):  # interleaved pairs, so drift and noise hit both alike
+        dice_t = _timed(lambda: step("dice"), 1)[0]
+        dist_t = _timed(lambda: step("distance", with_maps=True), 1)[0]
+        ratios.append(dist_t / dice_t)
+    results["distance_over_dice_step_ratio"] = statistics.median(ratios)
 
     dataset = CrackDataset(images, masks, augment=augment.training_augmentation(seed=0))
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=0, drop_last=True,
                         generator=torch.Generator().manual_seed(0))
     fn = loss_fns["distance"]
 
-    def end_to_end():
+    def end_to_end(batches: int):
         seen = 0
         t0 = time.perf_counter()
         for i, (image, mask, d) in enumerate(loader):
-            if i >= steps:
+            if i >= batches:
                 break
             image = image.to(dev)
             if channels_last:
@@ -131,8 +133,11 @@ def run(data_dir: str | None = None, steps: int = 4, batch_size: int = 25, size:
         _sync(dev)
         return seen / (time.perf_counter() - t0)
 
-    model_only = [batch_size / t for t in _timed(lambda: step("distance"), steps)]
-    results["loader_over_model_ratio"] = end_to_end() / statistics.median(model_only)
+    loader_ratios = []
+    for _ in range(3):  # interleaved blocks of `steps` batches each
+        model_only = steps * batch_size / sum(_timed(lambda: step("distance"), steps))
+        loader_ratios.append(end_to_end(steps) / model_only)
+    results["loader_over_model_ratio"] = statistics.median(loader_ratios)
 
     for side in (448, 128):
         mask_stack = np.stack([resize_mask(m, side) for m in masks[:20]]) if side != masks.shape[1] else masks[:20]

@@ -4,8 +4,11 @@ The paper assigns "every pixel a normalized value, depending on its distance to 
 pixel" but does not say how the distance is normalized, nor what a crack-free image gets. Our
 decisions, used consistently by the loss, the cached maps and the far-false-positive metrics:
 
-* **Distance**: Euclidean distance in pixels from each pixel to the nearest crack pixel
-  (``scipy.ndimage.distance_transform_edt`` of the background), 0 on crack pixels.
+* **Distance**: exact Euclidean distance in pixels from each pixel to the nearest crack pixel, 0 on crack
+  pixels. Computed with OpenCV's ``distanceTransform(DIST_L2, DIST_MASK_PRECISE)`` (2-3x faster than
+  ``scipy.ndimage.distance_transform_edt`` at 128 px), with the squared distances rounded to the integers
+  they are, which makes the result exact and reproducible; the tests check it equals scipy's and the
+  ``edt`` package's.
 * **Normalization (default ``"radius"``, ``radius=20``)**: ``min(d / radius, 1)``. A false positive
   20 px or more from any crack (about 1/6 of a 128 px image) counts as maximally far. We prefer it
   because it means the same thing in every image: ``"diagonal"`` (``d / sqrt(H² + W²)``) keeps typical
@@ -22,8 +25,8 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
-from scipy import ndimage
 
 NORMALIZATIONS: tuple[str, ...] = ("radius", "diagonal", "max")
 DEFAULT_NORMALIZATION = "radius"
@@ -52,7 +55,10 @@ def raw_distance(mask: np.ndarray) -> np.ndarray:
     crack = mask.astype(bool)
     if not crack.any():
         return np.full(mask.shape, np.inf, dtype=np.float32)
-    return ndimage.distance_transform_edt(~crack).astype(np.float32)
+    approx = cv2.distanceTransform((~crack).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    # OpenCV's result carries run-to-run noise of ~1e-7; squared Euclidean distances between pixels are
+    # integers, so rounding them makes the map exact and bit-for-bit reproducible.
+    return np.sqrt(np.rint(np.square(approx, dtype=np.float64))).astype(np.float32)
 
 
 def distance_map(

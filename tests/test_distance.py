@@ -52,12 +52,18 @@ def test_one_pixel_diagonal_crack():
     assert d[0, 2] == pytest.approx(np.sqrt(2))  # nearest crack pixel is (1, 1)
 
 
-def test_scipy_matches_edt_package():
+@pytest.mark.parametrize("shape, density", [((64, 48), 0.98), ((128, 128), 0.999), ((448, 300), 0.9995)])
+def test_matches_scipy_and_edt_package(shape, density):
+    from scipy import ndimage
+
     rng = np.random.default_rng(3)
-    mask = rng.random((64, 48)) > 0.98
+    mask = rng.random(shape) > density
+    mask[0, 0] = True
     ours = distance.raw_distance(mask)
-    theirs = edt.edt((~mask).astype(np.uint8))
-    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
+    assert ours.dtype == np.float32
+    np.testing.assert_array_equal(ours, ndimage.distance_transform_edt(~mask).astype(np.float32))
+    np.testing.assert_allclose(ours, edt.edt((~mask).astype(np.uint8)), rtol=1e-6, atol=1e-5)
+    assert all(np.array_equal(ours, distance.raw_distance(mask)) for _ in range(50))  # reproducible
 
 
 @pytest.mark.parametrize("op", [np.fliplr, np.flipud, np.rot90, lambda a: np.rot90(a, 3), np.transpose])
