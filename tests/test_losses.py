@@ -214,7 +214,7 @@ def _train_tiny(loss_name, steps=60):
         loss.backward()
         opt.step()
         history.append(loss.item())
-        distractor_prob.append(float(torch.sigmoid(logits)[distractor].mean()))
+        distractor_prob.append(torch.sigmoid(logits.detach())[distractor].mean().item())
     return history, distractor_prob
 
 
