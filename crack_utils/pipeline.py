@@ -86,8 +86,7 @@ def plan(config: dict) -> list[Run]:
                 "DETERMINISTIC": train["deterministic"], "AMP": train["amp"], "NORMALIZATION": dist["normalization"],
                 "RADIUS": dist["radius"]}))
             runs.append(Run("evaluate", f"04_evaluate/{tag}", {
-                "DATA_DIR": f"{base}/01_data", "DISTANCE_DIR": f"{base}/02_distance",
-                "TRAIN_DIR": f"{base}/03_train/{tag}", "CHECKPOINT_DIR": f"{base}/checkpoints/{tag}",
+                "DATA_DIR": f"{base}/01_data", "TRAIN_DIR": f"{base}/03_train/{tag}", "CHECKPOINT_DIR": f"{base}/checkpoints/{tag}",
                 "CHECKPOINT": ev["checkpoint"], "THRESHOLD": ev["threshold"], "EXTRA_FOLDER": ev["extra_folder"],
                 "DEVICE": train["device"], "BATCH_SIZE": train["batch_size"]}))
     runs.append(Run("report", "05_report", {
