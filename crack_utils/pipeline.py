@@ -192,6 +192,24 @@ def execute(run: Run, results: Path, repo: Path, kernel: str, progress: bool = T
     return final
 
 
+def _markdown_table_html(markdown: str) -> str:
+    """The pipe table and notes of ``table1.md`` as simple HTML."""
+    import html
+
+    rows, notes = [], []
+    for line in markdown.splitlines():
+        if line.startswith("|") and not set(line) <= set("|-: "):
+            rows.append([html.escape(c.strip()) for c in line.strip("|").split("|")])
+        elif line.strip() and not line.startswith("|"):
+            notes.append(html.escape(line))
+    if not rows:
+        return ""
+    head = "".join(f"<th>{c}</th>" for c in rows[0])
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows[1:])
+    return (f"<table border='1' cellpadding='4' style='border-collapse:collapse'><tr>{head}</tr>{body}</table>"
+            + "".join(f"<p>{n}</p>" for n in notes))
+
+
 def publish(report_dir: Path, results: Path, runs: list[Run], wall_seconds: float, stages: list[str] | None = None) -> None:
     """Copy the headline files to ``results/<name>/`` and write an index page linking every report."""
     for name in PUBLISHED:
@@ -205,13 +223,13 @@ def publish(report_dir: Path, results: Path, runs: list[Run], wall_seconds: floa
         html = results / run.name / Path(run.notebook).with_suffix(".html").name
         rel = html.relative_to(results).as_posix()
         links.append(f'<li><a href="{rel}">{run.name}</a> ({run.notebook})</li>')
-    table = (results / "table1.md").read_text() if (results / "table1.md").exists() else ""
+    table = _markdown_table_html((results / "table1.md").read_text()) if (results / "table1.md").exists() else ""
     page = ("<!doctype html><meta charset='utf-8'><title>Crack-loss study: {name}</title>"
             "<h1>Crack-loss study: {name}</h1><p>Wall time of the last pipeline run ({stages}): {wall:.0f} s; "
             "each notebook's own time is in its run_metadata.json.</p>"
-            "<h2>Table 1</h2><pre>{table}</pre><h2>Figure 2</h2><img src='figure2.png' style='max-width:100%'>"
+            "<h2>Table 1</h2>{table}<h2>Figure 2</h2><img src='figure2.png' style='max-width:100%'>"
             "<h2>Executed notebooks</h2><ul>{links}</ul>").format(
-        name=results.name, wall=wall_seconds, stages="stages " + ", ".join(stages) if stages else "all stages", table=table.replace("<", "&lt;"), links="".join(links))
+        name=results.name, wall=wall_seconds, stages="stages " + ", ".join(stages) if stages else "all stages", table=table, links="".join(links))
     (results / "report.html").write_text(page, encoding="utf-8")
 
 
