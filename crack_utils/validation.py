@@ -29,18 +29,23 @@ class BadPairError(ValueError):
     """An image or mask that cannot be used; the message names the file."""
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """RGB uint8 (H, W, 3) from any image file; raises :class:`BadPairError` naming the file."""
-    path = Path(path)
+def _load_pixels(path: Path, what: str, convert: str | None = None) -> tuple[np.ndarray, str]:
+    """Pixels and PIL mode of an image file; :class:`BadPairError` naming the file if it is missing,
+    truncated or unreadable. ``what``: ``"image"`` or ``"mask"``, for the message."""
     if not path.is_file():
-        raise BadPairError(f"image file missing: {path}")
+        raise BadPairError(f"{what} file missing: {path}")
     try:
         with Image.open(path) as im:
             im.load()
-            return np.asarray(im.convert("RGB"))
+            return np.asarray(im.convert(convert) if convert else im), im.mode
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         kind = "truncated" if "truncated" in str(err).lower() else "unreadable"
-        raise BadPairError(f"{kind} image file {path}: {err}") from err
+        raise BadPairError(f"{kind} {what} file {path}: {err}") from err
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """RGB uint8 (H, W, 3) from any image file; raises :class:`BadPairError` naming the file."""
+    return _load_pixels(Path(path), "image", convert="RGB")[0]
 
 
 def read_mask(path: str | Path) -> tuple[np.ndarray, dict]:
@@ -49,15 +54,7 @@ def read_mask(path: str | Path) -> tuple[np.ndarray, dict]:
     Raises :class:`BadPairError` naming the file for a missing/unreadable mask or a colour mask.
     """
     path = Path(path)
-    if not path.is_file():
-        raise BadPairError(f"mask file missing: {path}")
-    try:
-        with Image.open(path) as im:
-            im.load()
-            mode = im.mode
-            arr = np.asarray(im)
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
-        raise BadPairError(f"unreadable mask file {path}: {err}") from err
+    arr, mode = _load_pixels(path, "mask")
     notes = {"converted_from": ""}
     if arr.ndim == 3:
         channels = arr[..., :3]
