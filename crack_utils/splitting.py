@@ -4,6 +4,11 @@ Every ``source_group`` (the photo patches were cut from) lands in exactly one sp
 in training and tested on. Within each dataset the groups are shuffled with ``seed`` and assigned in
 order until each split holds its fraction of that dataset's pairs. Optionally one dataset is held out
 entirely as the test set (generalization runs). Excluded pairs get split ``"excluded"``.
+
+Leave-one-dataset-out and shared photos: two of the six shared datasets label the same Chambon photos
+(see :mod:`crack_utils.datasets`). When a dataset is held out, *every* pair of it is a test pair, and a
+pair of another dataset cut from one of the held-out dataset's photos is left out (split ``"excluded"``),
+so no held-out photo is trained on under another dataset's labels.
 """
 from __future__ import annotations
 
@@ -31,15 +36,17 @@ def grouped_split(manifest: pd.DataFrame, fractions: tuple[float, float, float] 
                          f"{', '.join(sorted(manifest['dataset'].unique()))}")
     split = pd.Series("excluded", index=manifest.index, dtype=object)
     usable = manifest[~manifest["excluded"].astype(bool)]
+    if test_dataset is not None:
+        held_out = usable["dataset"] == test_dataset
+        split[usable.index[held_out]] = "test"
+        # photos of the held-out dataset never reach training through another dataset's copy
+        usable = usable[~held_out & ~usable["source_group"].isin(set(usable.loc[held_out, "source_group"]))]
     # A group shared by several datasets (a family) is assigned once, with the dataset that has most of it.
     owner = usable.groupby("source_group")["dataset"].agg(lambda s: s.value_counts().index[0])
     rng = np.random.default_rng(seed)
     for dataset in sorted(usable["dataset"].unique()):
         groups = owner[owner == dataset].index.to_numpy()
         rows = usable[usable["source_group"].isin(groups)]
-        if dataset == test_dataset:
-            split[rows.index] = "test"
-            continue
         shares = np.array(fractions, float)
         if test_dataset is not None:
             shares = np.array([fractions[0], fractions[1], 0.0])

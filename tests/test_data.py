@@ -268,6 +268,13 @@ def test_leave_one_dataset_out():
     assert "test" not in set(split[frame.dataset == "a"])
     with pytest.raises(ValueError, match="not in the manifest"):
         splitting.grouped_split(frame, test_dataset="zzz")
+    # a photo labelled in both datasets: all of b's copy is test, a's copy of it is left out, not trained on
+    shared = pd.DataFrame({"dataset": ["a"] * 6 + ["b"] * 2, "excluded": [False] * 8,
+                           "source_group": ["p0", "p0", "p1", "p2", "p3", "p4", "p0", "p5"]})
+    split = splitting.grouped_split(shared, seed=0, test_dataset="b")
+    assert list(split[shared.dataset == "b"]) == ["test", "test"]
+    assert list(split[:2]) == ["excluded", "excluded"]
+    assert set(split[2:6]) <= {"train", "val"}
     with pytest.raises(ValueError, match="sum"):
         splitting.grouped_split(frame, fractions=(0.5, 0.1, 0.1))
 
