@@ -1,4 +1,6 @@
-"""Losses compared in the study: BCE, Dice and the Distance-based Loss (Özcan & Schmiedecke 2024).
+"""Losses compared in the study: BCE, Dice and the Distance-based Loss (Özcan & Schmiedecke 2024),
+and three peers beyond the paper: Focal-Tversky and Lovasz hinge (segmentation-models-pytorch's
+implementations) and the boundary loss of Kervadec et al. (a distance-aware peer).
 
 Pure functions on probabilities/logits, thin ``nn.Module`` wrappers, one factory :func:`make_loss`.
 Every loss returned by the factory is called as ``loss(logits, target, dist)`` with float tensors of
@@ -10,12 +12,13 @@ so it is 0 on a crack-free target *whatever the prediction*. Ours is not: the so
 the whole batch with a smoothing term of 1 pixel, ``1 - (2·Σpy + s) / (Σp + Σy + s)``, which is 0 for
 an empty prediction on an empty target and tends to 1 as false positives grow. On non-empty targets it
 matches smp's value up to the smoothing term (a test checks this). The distance maps give every pixel of
-a crack-free image the value 1 (every false positive maximally far).
+a crack-free image the value 1 (every false positive maximally far). The peers state their own rule.
 """
 from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -165,15 +168,131 @@ class DistanceBasedLoss(nn.Module):
         return f"alpha={self.alpha}, mode={self.mode!r}"
 
 
+def _smp_losses():
+    """segmentation-models-pytorch's loss module (importing smp needs the torchvision step on CPU builds)."""
+    from crack_utils.torchvision_compat import ensure_torchvision_importable
+
+    ensure_torchvision_importable()
+    from segmentation_models_pytorch import losses as smp_losses
+
+    return smp_losses
+
+
+class FocalTverskyLoss(nn.Module):
+    """Focal-Tversky loss (Abraham & Khan 2019): ``(1 - TI) ** gamma`` with the Tversky index
+    ``TI = TP / (TP + alpha·FP + beta·FN)`` on ``sigmoid(logits)``, pooled over the batch.
+
+    Computed by smp's ``TverskyLoss("binary")`` (alpha weighs false positives, beta false negatives;
+    defaults alpha 0.3, beta 0.7, gamma 0.75 = 1/(4/3), the paper's recommended setting). Empty-mask rule:
+    smp returns 0 for a batch without any crack pixel (and its power has an infinite gradient there), so
+    for such a batch we use our soft Dice of the empty target, ``Σp / (Σp + 1)``, which penalizes false
+    positives; batches with at least one crack pixel are exactly smp's value. The focal power is applied
+    to the loss clamped at 1e-6, so a perfect prediction gives a zero, not an infinite, gradient.
+    """
+
+    def __init__(self, alpha: float = 0.3, beta: float = 0.7, gamma: float = 0.75, smooth: float = 1.0):
+        super().__init__()
+        if alpha < 0 or beta < 0 or alpha + beta <= 0 or gamma <= 0:
+            raise ValueError(f"Focal-Tversky needs alpha, beta >= 0 (not both 0) and gamma > 0, got "
+                             f"alpha={alpha!r}, beta={beta!r}, gamma={gamma!r}")
+        self.alpha, self.beta, self.gamma = float(alpha), float(beta), float(gamma)
+        self.tversky = _smp_losses().TverskyLoss("binary", from_logits=True, smooth=smooth,
+                                                 alpha=alpha, beta=beta, gamma=1.0)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, dist: torch.Tensor | None = None) -> torch.Tensor:
+        _check_shapes(logits, target)
+        logits = _at_least_float32(logits)
+        target = target.to(logits.dtype)
+        if target.sum() == 0:
+            loss = soft_dice_loss(torch.sigmoid(logits), target)
+        else:
+            loss = self.tversky(logits, target)
+        return loss.clamp_min(1e-6) ** self.gamma
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}, beta={self.beta}, gamma={self.gamma}"
+
+
+class LovaszHingeLoss(nn.Module):
+    """Lovasz hinge (Berman et al. 2018), a convex surrogate of the Jaccard loss on logits, pooled over the
+    batch: smp's ``LovaszLoss("binary", per_image=False)``. Empty-mask rule: none needed; on a crack-free
+    batch the surrogate is the largest hinge error of a background pixel, so false positives are
+    penalized."""
+
+    def __init__(self, per_image: bool = False):
+        super().__init__()
+        self.per_image = bool(per_image)
+        self.lovasz = _smp_losses().LovaszLoss("binary", per_image=per_image, from_logits=True)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, dist: torch.Tensor | None = None) -> torch.Tensor:
+        _check_shapes(logits, target)
+        logits = _at_least_float32(logits)
+        return self.lovasz(logits, target.to(logits.dtype))
+
+
+def signed_boundary_distance(target: torch.Tensor, dist: torch.Tensor, radius: float = 20.0) -> torch.Tensor:
+    """The level-set map φ of the boundary loss on the study's distance scale, (N, 1, H, W).
+
+    Outside cracks φ is ``dist`` (the normalized distance map, 1 everywhere on crack-free images);
+    on crack pixels ``φ = -min((d_in - 1) / radius, 1)`` with ``d_in`` the Euclidean distance (px) to the
+    nearest background pixel, so pixels on a crack's border are 0 and its centre line is negative, as in
+    Kervadec et al.'s signed map ``d_out·(1-y) - (d_in - 1)·y``. ``target`` has no gradient; the inside
+    part is computed on the CPU with :func:`crack_utils.distance.raw_distance`.
+    """
+    from crack_utils.distance import raw_distance
+
+    masks = target.detach().to("cpu", torch.float32).numpy()[:, 0] > 0.5
+    inside = np.zeros(masks.shape, np.float32)
+    for i, mask in enumerate(masks):
+        if mask.any():
+            depth = raw_distance(~mask)  # distance of crack pixels to the background; inf on an all-crack tile
+            inside[i] = np.where(mask, np.minimum((np.minimum(depth, 1e9) - 1.0) / radius, 1.0), 0.0)
+    inside_t = torch.from_numpy(inside)[:, None].to(device=dist.device, dtype=dist.dtype)
+    crack = target > 0.5
+    return torch.where(crack, -inside_t, dist)
+
+
+class BoundaryLoss(nn.Module):
+    """Boundary loss (Kervadec et al., MIDL 2019) next to soft Dice: ``L_Dice + weight · mean(p · φ)``.
+
+    ``φ`` is :func:`signed_boundary_distance`: positive outside cracks and growing with the distance to
+    them, so — like the Distance-based Loss — far false positives cost more than near ones, but
+    *additively* and per pixel rather than as a factor on Dice. Kervadec et al. ramp the weight up over
+    training; we use a constant ``weight`` (default 1.0, on φ in [-1, 1]) to keep one setting for the short
+    protocols. Crack-free images: ``φ = dist = 1``, so every false positive costs ``weight · p / (H·W·N)``
+    on top of the soft Dice of the empty target.
+    """
+
+    def __init__(self, weight: float = 1.0, radius: float = 20.0):
+        super().__init__()
+        if not weight > 0 or not radius > 0:
+            raise ValueError(f"boundary loss needs weight > 0 and radius > 0, got weight={weight!r}, radius={radius!r}")
+        self.weight, self.radius = float(weight), float(radius)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
+        _check_shapes(logits, target, dist)
+        probs = torch.sigmoid(_at_least_float32(logits))
+        phi = signed_boundary_distance(target, dist.to(probs.dtype), self.radius)
+        return soft_dice_loss(probs, target) + self.weight * (probs * phi).mean()
+
+    def extra_repr(self) -> str:
+        return f"weight={self.weight}, radius={self.radius}"
+
+
 LOSSES: dict[str, Callable[..., nn.Module]] = {
     "bce": BCELoss,
     "dice": DiceLoss,
     "distance": DistanceBasedLoss,
+    # peers beyond the paper (issue 6)
+    "focal_tversky": FocalTverskyLoss,
+    "lovasz": LovaszHingeLoss,
+    "boundary": BoundaryLoss,
 }
 
 
 def make_loss(name: str, **kwargs) -> nn.Module:
-    """Build a loss by name: ``"bce"``, ``"dice"`` or ``"distance"`` (keyword options go to its class).
+    """Build a loss by name, one of :data:`LOSSES` (``"bce"``, ``"dice"``, ``"distance"`` and the peers
+    ``"focal_tversky"``, ``"lovasz"``, ``"boundary"``); keyword options go to its class.
 
     Raises ``ValueError`` listing the valid names for an unknown one, and ``TypeError`` naming the
     accepted options for an unknown keyword.

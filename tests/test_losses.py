@@ -5,6 +5,10 @@ import torch
 from crack_utils import losses
 from crack_utils.distance import distance_map
 
+PAPER = ("bce", "dice", "distance")
+PEERS = ("focal_tversky", "lovasz", "boundary")
+ALL = PAPER + PEERS
+
 
 def t(values, shape=None):
     x = torch.tensor(values, dtype=torch.float32)
@@ -57,7 +61,7 @@ def test_perfect_and_worst_predictions():
     target[..., 3, :] = 1
     dist = torch.from_numpy(distance_map(target[0, 0].numpy()))[None, None]
     perfect, worst = logit(target) * 2, logit(1 - target) * 2
-    for name in ("bce", "dice", "distance"):
+    for name in ALL:
         fn = losses.make_loss(name)
         assert float(fn(perfect, target, dist)) < 0.02, name
         assert float(fn(worst, target, dist)) > 0.9, name
@@ -85,7 +89,7 @@ def test_empty_target_with_and_without_false_positives():
 def test_all_crack_tile():
     target, dist = torch.ones(1, 1, 4, 4), torch.zeros(1, 1, 4, 4)
     good = torch.full_like(target, 20.0)
-    for name in ("bce", "dice", "distance"):
+    for name in ALL:
         assert float(losses.make_loss(name)(good, target, dist)) < 0.02
 
 
@@ -115,7 +119,7 @@ def test_matches_smp_dice_on_non_empty_targets():
 
 
 # ---- gradients ----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["bce", "dice", "distance"])
+@pytest.mark.parametrize("name", ALL)
 def test_gradients_finite_and_non_zero(name):
     torch.manual_seed(2)
     logits = torch.randn(2, 1, 8, 8, requires_grad=True)
@@ -157,7 +161,7 @@ def test_flip_and_rotation_invariance(dims):
     logits = torch.randn(2, 1, 8, 8)
     target = (torch.rand(2, 1, 8, 8) > 0.8).float()
     dist = torch.rand(2, 1, 8, 8)
-    for name in ("bce", "dice", "distance"):
+    for name in ALL:
         fn = losses.make_loss(name)
         flipped = fn(logits.flip(dims), target.flip(dims), dist.flip(dims))
         rotated = fn(torch.rot90(logits, 1, (2, 3)), torch.rot90(target, 1, (2, 3)), torch.rot90(dist, 1, (2, 3)))
@@ -184,6 +188,77 @@ def test_errors():
         losses.make_loss("distance")(x, x, torch.zeros(1, 1, 2, 2))
     with pytest.raises(TypeError, match="accepts: alpha, mode, threshold"):
         losses.make_loss("distance", alpah=4)
+    with pytest.raises(TypeError, match="accepts: alpha, beta, gamma, smooth"):
+        losses.make_loss("focal_tversky", delta=1)
+    with pytest.raises(TypeError, match="accepts: weight, radius"):
+        losses.make_loss("boundary", alpha=4)
+    with pytest.raises(ValueError, match="gamma > 0"):
+        losses.make_loss("focal_tversky", gamma=0)
+    with pytest.raises(ValueError, match="weight > 0"):
+        losses.make_loss("boundary", weight=-1)
+    for name in PEERS:
+        with pytest.raises(ValueError, match="does not match"):
+            losses.make_loss(name)(x, torch.zeros(1, 1, 4, 5), x)
+
+
+# ---- the peers beyond the paper: Focal-Tversky, Lovasz hinge (smp) and the boundary loss ------------------
+def test_focal_tversky_hand_value_and_dice_special_case():
+    # TP .5, FP .5, FN .5, smooth 1: TI = 1.5 / (.5 + .3·.5 + .7·.5 + 1) = .75 -> (1 - .75) ** .75
+    value = losses.make_loss("focal_tversky")(logit(t([0.5, 0.5, 0, 0])), t([1, 0, 0, 0]), None)
+    assert float(value) == pytest.approx(0.25 ** 0.75, rel=1e-4)
+    # alpha = beta = 1/2 and gamma = 1 is Dice: smp's smoothing s is our Dice's 2s (non-empty targets)
+    torch.manual_seed(6)
+    logits, target = torch.randn(3, 1, 8, 8) * 2, (torch.rand(3, 1, 8, 8) > 0.7).float()
+    tversky = losses.make_loss("focal_tversky", alpha=0.5, beta=0.5, gamma=1.0, smooth=0.5)
+    assert float(tversky(logits, target)) == pytest.approx(float(losses.DiceLoss(smooth=1.0)(logits, target)), abs=1e-5)
+
+
+def test_lovasz_hand_value():
+    # logits (.5, .5), target (1, 0): hinge errors (.5, 1.5); sorted gradient of the Jaccard (.5, .5) -> 1.0
+    assert float(losses.make_loss("lovasz")(t([0.5, 0.5]), t([1, 0]), None)) == pytest.approx(1.0)
+
+
+def test_boundary_hand_value_and_signed_map():
+    probs, target, dist = t([0.9, 0.7, 0.2, 0.6]), t([1, 0, 0, 0]), t([0, 0.25, 1, 1])
+    expected = losses.soft_dice_loss(probs, target) + (0.7 * 0.25 + 0.2 + 0.6) / 4
+    assert float(losses.make_loss("boundary")(logit(probs), target, dist)) == pytest.approx(float(expected), rel=1e-5)
+    # a 3x3 crack block: border pixels 0, the centre (2 px from the background) -(2 - 1) / 20
+    block = torch.zeros(1, 1, 5, 5)
+    block[..., 1:4, 1:4] = 1
+    block_dist = torch.from_numpy(distance_map(block[0, 0].numpy()))[None, None]
+    phi = losses.signed_boundary_distance(block, block_dist, radius=20)[0, 0]
+    assert float(phi[2, 2]) == pytest.approx(-0.05)
+    assert float(phi[1, 1]) == 0.0 and float(phi[0, 0]) == pytest.approx(float(block_dist[0, 0, 0, 0]))
+    assert float(phi[0, 0]) > 0
+
+
+@pytest.mark.parametrize("name", PEERS)
+def test_peers_on_crack_free_targets_penalize_false_positives(name):
+    target = torch.zeros(2, 1, 8, 8)  # a whole batch without cracks (smp's Tversky alone would give 0)
+    dist = torch.ones_like(target)
+    clean, noisy = torch.full_like(target, -20.0), torch.full_like(target, -20.0).requires_grad_(True)
+    noisy.data[..., :2, :2] = 2.0  # p = 0.88, not saturated
+    fn = losses.make_loss(name)
+    assert float(fn(clean, target, dist)) == pytest.approx(0.0, abs=1e-4)
+    value = fn(noisy, target, dist)
+    assert float(value.detach()) > 0.05
+    value.backward()
+    fp_grad = noisy.grad[..., :2, :2]
+    # descent pushes the false positives down (Lovasz: only the largest error of a crack-free batch moves)
+    assert torch.isfinite(noisy.grad).all() and (fp_grad >= 0).all() and fp_grad.sum() > 0
+    if name != "lovasz":
+        assert (fp_grad > 0).all()
+
+
+def test_peers_gradcheck_in_float64():
+    torch.manual_seed(7)
+    target = (torch.rand(2, 1, 6, 6) > 0.7).double()
+    target[0, 0, 0, 0] = 1
+    dist = torch.from_numpy(np.stack([distance_map(m[0].numpy()) for m in target])).double()[:, None]
+    for name in ("focal_tversky", "boundary"):
+        fn = losses.make_loss(name)
+        logits = torch.randn(2, 1, 6, 6, dtype=torch.float64, requires_grad=True)
+        assert torch.autograd.gradcheck(lambda x: fn(x, target, dist), (logits,)), name
 
 
 # ---- convergence smoke test ---------------------------------------------------------------------------
@@ -216,6 +291,12 @@ def _train_tiny(loss_name, steps=60):
         history.append(loss.item())
         distractor_prob.append(torch.sigmoid(logits.detach())[distractor].mean().item())
     return history, distractor_prob
+
+
+@pytest.mark.parametrize("name", PEERS)
+def test_peers_converge_on_a_thin_crack(name):
+    history, _ = _train_tiny(name)
+    assert np.mean(history[-5:]) < 0.6 * np.mean(history[:5]), history[::10]
 
 
 def test_convergence_and_distractor_suppression():
