@@ -37,11 +37,17 @@ DEFAULTS: dict = {
     "losses": ["bce", "dice", "distance"],
     "loss_options": {"distance": {"alpha": 4.0, "mode": "soft"}},
     "seeds": [0],
+    # Ablations and peer losses beyond the paper: named trainings, each {loss: <name>, normalization:,
+    # radius: (optional), other keys = options of that loss}, trained for `variant_seeds`
+    # (None = the same seeds as `losses`), e.g. {distance_alpha2: {loss: distance, alpha: 2.0}}
+    "variants": {},
+    "variant_seeds": None,
     "evaluation": {"threshold": 0.5, "checkpoint": "best", "extra_folder": None},
     "figure": {"n_examples": 4},
 }
 # keys whose value is a free-form mapping (not checked key by key)
-_FREE_FORM = {("loss_options",), ("data", "screening")}
+_FREE_FORM = {("loss_options",), ("data", "screening"), ("variants",)}
+VARIANT_KEYS = ("loss", "normalization", "radius")  # the other keys of a variant are loss options
 
 
 class ConfigError(ValueError):
@@ -95,6 +101,7 @@ def validate_config(config: dict, source: str = "config") -> None:
         raise ConfigError(f"{source}: distance.normalization must be one of {', '.join(NORMALIZATIONS)}")
     if not config["seeds"] or not all(isinstance(s, int) for s in config["seeds"]):
         raise ConfigError(f"{source}: seeds must be a non-empty list of integers")
+    _validate_variants(config, source)
     if config["image_size"] % 32:
         raise ConfigError(f"{source}: image_size must be a multiple of 32 (U-Net), got {config['image_size']}")
     if config["evaluation"]["checkpoint"] not in ("best", "last"):
@@ -102,3 +109,57 @@ def validate_config(config: dict, source: str = "config") -> None:
     t = config["training"]
     if t["epochs"] < 1 or t["batch_size"] < 1 or t["lr"] <= 0:
         raise ConfigError(f"{source}: training.epochs, batch_size must be >= 1 and lr > 0")
+
+
+def _validate_variants(config: dict, source: str) -> None:
+    """Each variant names a known loss, a known normalization and options that loss accepts."""
+    from crack_utils.losses import make_loss
+
+    variants = config["variants"] or {}
+    if not isinstance(variants, dict):
+        raise ConfigError(f"{source}: variants must be a mapping of name -> settings")
+    seeds = config["variant_seeds"]
+    if seeds is not None and (not seeds or not all(isinstance(s, int) for s in seeds)):
+        raise ConfigError(f"{source}: variant_seeds must be a non-empty list of integers (or null)")
+    for name, spec in variants.items():
+        where = f"{source}: variant {name!r}"
+        if not re.fullmatch(r"[A-Za-z0-9_.]+", str(name)):
+            raise ConfigError(f"{where}: names use letters, digits, '_' and '.' only")
+        if name in config["losses"]:
+            raise ConfigError(f"{where} has the name of a loss in `losses`; give it its own name")
+        if not isinstance(spec, dict) or spec.get("loss") not in LOSSES:
+            raise ConfigError(f"{where} needs `loss: <name>` with a name from: {', '.join(LOSSES)}")
+        if spec.get("normalization", config["distance"]["normalization"]) not in NORMALIZATIONS:
+            raise ConfigError(f"{where}: normalization must be one of {', '.join(NORMALIZATIONS)}")
+        try:
+            make_loss(spec["loss"], **variant_loss_options(config, name))
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"{where}: {err}") from None
+
+
+def variant_loss_options(config: dict, name: str) -> dict:
+    """Loss options of a variant: ``loss_options`` of its loss, overridden by the variant's own keys."""
+    spec = config["variants"][name]
+    own = {k: v for k, v in spec.items() if k not in VARIANT_KEYS}
+    return {**config["loss_options"].get(spec["loss"], {}), **own}
+
+
+def trainings(config: dict) -> list[dict]:
+    """Every training of a study, in order: the losses of Table 1 for ``seeds``, then the variants for
+    ``variant_seeds``. Each: ``{"name", "loss", "options", "normalization", "radius", "seed", "tag"}``,
+    ``tag`` = ``<name>-seed<k>`` (its folder under 03_train/, 04_evaluate/ and checkpoints/)."""
+    dist = config["distance"]
+    out = []
+    for loss in config["losses"]:
+        for seed in config["seeds"]:
+            out.append({"name": loss, "loss": loss, "options": dict(config["loss_options"].get(loss, {})),
+                        "normalization": dist["normalization"], "radius": dist["radius"], "seed": seed})
+    variant_seeds = config["variant_seeds"] if config["variant_seeds"] is not None else config["seeds"]
+    for name, spec in (config["variants"] or {}).items():
+        for seed in variant_seeds:
+            out.append({"name": name, "loss": spec["loss"], "options": variant_loss_options(config, name),
+                        "normalization": spec.get("normalization", dist["normalization"]),
+                        "radius": spec.get("radius", dist["radius"]), "seed": seed})
+    for item in out:
+        item["tag"] = f"{item['name']}-seed{item['seed']}"
+    return out

@@ -143,3 +143,48 @@ def claim_distributions(claim_rows: pd.DataFrame):
     axes[3].set_title("false-positive pixels far from any crack", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def alpha_curve(curve: pd.DataFrame, reference: pd.Series | None = None):
+    """α against pooled Dice, the share of false positives > 20 px from a crack, and mean clDice.
+
+    ``curve``: rows of :func:`crack_utils.report.alpha_curve` (columns ``alpha``, ``dice``,
+    ``fp_far_20px_share``, ``cldice_mean``). ``reference``: an ablation row (e.g. BCE) drawn as a dashed line.
+    """
+    panels = [("dice", "pooled Dice"), ("fp_far_20px_share", "share of FP pixels > 20 px from a crack"),
+              ("cldice_mean", "mean clDice")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.2))
+    for ax, (column, title) in zip(axes, panels):
+        ax.plot(curve["alpha"], curve[column], marker="o", color="C2", label="Distance-based (α = 1: Dice)")
+        if reference is not None:
+            ax.axhline(reference[column], color="grey", linestyle="--", label=str(reference["run"]))
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(curve["alpha"].tolist(), [f"{a:g}" for a in curve["alpha"]])
+        ax.set_xlabel("α")
+        ax.set_title(title, fontsize=10)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def false_positive_distance_histogram(fp: pd.DataFrame, max_px: float = 40.0):
+    """Where the false positives are: histogram of false-positive distances to the nearest true crack
+    pixel per loss (share of that loss's false-positive pixels; the last bin holds everything at or beyond
+    ``max_px`` and false positives on crack-free images), and their cumulative share.
+
+    ``fp``: :func:`crack_utils.report.false_positive_distance_table`.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.6))
+    bins = np.arange(0, max_px + 2, 2.0)
+    sns.histplot(data=fp, x="bin", hue="loss", bins=bins, stat="proportion", common_norm=False,
+                 element="step", fill=False, ax=axes[0])
+    axes[0].set_xlabel(f"distance of a false-positive pixel to the nearest crack pixel (px; ≥ {max_px:g} in the last bin)")
+    axes[0].set_ylabel("share of the loss's FP pixels")
+    sns.ecdfplot(data=fp, x="bin", hue="loss", ax=axes[1])
+    axes[1].set_xlabel("distance (px, capped)")
+    axes[1].set_ylabel("cumulative share of FP pixels")
+    for ax in axes:
+        for x in (5, 20):
+            ax.axvline(x, color="grey", linewidth=0.6, linestyle=":")
+    fig.tight_layout()
+    return fig

@@ -1,9 +1,9 @@
 """Run a whole study: ``python -m crack_utils.pipeline --config configs/default.yaml``.
 
-Reads the study config, executes the notebooks with papermill in order (03 and 04 once per loss and
-seed), and writes under ``results/<config name>/``::
+Reads the study config, executes the notebooks with papermill in order (03 and 04 once per training:
+each loss of Table 1 and each ablation/peer variant, per seed; ``<run>`` is the loss or variant name), and writes under ``results/<config name>/``::
 
-    01_data/  02_distance/  03_train/<loss>-seed<k>/  04_evaluate/<loss>-seed<k>/  05_report/
+    01_data/  02_distance/  03_train/<run>-seed<k>/  04_evaluate/<run>-seed<k>/  05_report/
     table1.csv  table1.md  figure2.png  report.html  (published from 05_report)
 
 Each run folder holds the executed notebook, its HTML rendering, ``run_metadata.json`` and the
@@ -26,7 +26,7 @@ from datetime import datetime
 from pathlib import Path
 
 from crack_utils import run_metadata
-from crack_utils.config import ConfigError, load_config
+from crack_utils.config import ConfigError, load_config, trainings
 from crack_utils.paths import repo_root
 
 NOTEBOOKS = {
@@ -38,7 +38,7 @@ NOTEBOOKS = {
 }
 PUBLISHED = ("table1.csv", "table1.md", "figure2.png", "figure2_errors.png", "training_curves.png",
              "scores.csv", "aggregation_conventions.csv", "table1_stats.csv", "paired_comparisons.csv",
-             "claims_summary.csv", "claims.png")
+             "claims_summary.csv", "claims.png", "fp_distances.png", "ablation.csv", "alpha_curve.png")
 
 
 class StudyError(RuntimeError):
@@ -73,27 +73,34 @@ def plan(config: dict) -> list[Run]:
         Run("distance", "02_distance", {
             "DATA_DIR": f"{base}/01_data", "NORMALIZATION": dist["normalization"], "RADIUS": dist["radius"]}),
     ]
-    for loss in config["losses"]:
-        for seed in config["seeds"]:
-            tag = f"{loss}-seed{seed}"
-            runs.append(Run("train", f"03_train/{tag}", {
-                "DATA_DIR": f"{base}/01_data", "CHECKPOINT_DIR": f"{base}/checkpoints/{tag}",
-                "LOSS": loss, "LOSS_OPTIONS": dict(config["loss_options"].get(loss, {})), "SEED": seed,
-                "ENCODER": config["model"]["encoder"], "ENCODER_WEIGHTS": config["model"]["encoder_weights"],
-                "DROPOUT": config["model"]["dropout"], "EPOCHS": train["epochs"], "BATCH_SIZE": train["batch_size"],
-                "LR": train["lr"], "SAMPLES_PER_EPOCH": train["samples_per_epoch"],
-                "NUM_WORKERS": train["num_workers"], "DEVICE": train["device"],
-                "DETERMINISTIC": train["deterministic"], "AMP": train["amp"], "NORMALIZATION": dist["normalization"],
-                "RADIUS": dist["radius"]}))
-            runs.append(Run("evaluate", f"04_evaluate/{tag}", {
-                "DATA_DIR": f"{base}/01_data", "TRAIN_DIR": f"{base}/03_train/{tag}", "CHECKPOINT_DIR": f"{base}/checkpoints/{tag}",
-                "CHECKPOINT": ev["checkpoint"], "THRESHOLD": ev["threshold"], "EXTRA_FOLDER": ev["extra_folder"],
-                "DEVICE": train["device"], "BATCH_SIZE": train["batch_size"]}))
+    for item in trainings(config):
+        tag = item["tag"]
+        runs.append(Run("train", f"03_train/{tag}", {
+            "DATA_DIR": f"{base}/01_data", "CHECKPOINT_DIR": f"{base}/checkpoints/{tag}",
+            "LOSS": item["loss"], "LOSS_OPTIONS": item["options"], "SEED": item["seed"],
+            "ENCODER": config["model"]["encoder"], "ENCODER_WEIGHTS": config["model"]["encoder_weights"],
+            "DROPOUT": config["model"]["dropout"], "EPOCHS": train["epochs"], "BATCH_SIZE": train["batch_size"],
+            "LR": train["lr"], "SAMPLES_PER_EPOCH": train["samples_per_epoch"],
+            "NUM_WORKERS": train["num_workers"], "DEVICE": train["device"],
+            "DETERMINISTIC": train["deterministic"], "AMP": train["amp"], "NORMALIZATION": item["normalization"],
+            "RADIUS": item["radius"]}))
+        runs.append(Run("evaluate", f"04_evaluate/{tag}", {
+            "DATA_DIR": f"{base}/01_data", "TRAIN_DIR": f"{base}/03_train/{tag}", "CHECKPOINT_DIR": f"{base}/checkpoints/{tag}",
+            "CHECKPOINT": ev["checkpoint"], "THRESHOLD": ev["threshold"], "EXTRA_FOLDER": ev["extra_folder"],
+            "DEVICE": train["device"], "BATCH_SIZE": train["batch_size"]}))
     runs.append(Run("report", "05_report", {
         "RESULTS_DIR": base, "LOSSES": list(config["losses"]), "SEEDS": list(config["seeds"]),
         "DATA_DIR": f"{base}/01_data", "N_EXAMPLES": config["figure"]["n_examples"],
-        "BATCH_SIZE": train["batch_size"]}))
+        "BATCH_SIZE": train["batch_size"], "RUN_SPECS": run_specs(config), "VARIANTS": list(config["variants"]),
+        "VARIANT_SEEDS": sorted({t["seed"] for t in trainings(config) if t["name"] in config["variants"]})}))
     return runs
+
+
+def run_specs(config: dict) -> dict:
+    """What notebook 05 needs to describe each named training (the losses of Table 1 and the variants):
+    ``{name: {"loss", "normalization", "radius", "options"}}``."""
+    return {t["name"]: {"loss": t["loss"], "normalization": t["normalization"], "radius": t["radius"],
+                        "options": t["options"]} for t in trainings(config)}
 
 
 def _kernel_name() -> str:

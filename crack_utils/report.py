@@ -5,6 +5,10 @@ from pathlib import Path
 
 import pandas as pd
 
+import json
+
+import numpy as np
+
 from crack_utils.metrics import METRICS
 from crack_utils.stats import paired_comparison, seed_summary
 
@@ -60,3 +64,81 @@ def summarize_claims(claim_rows: pd.DataFrame) -> pd.DataFrame:
                      "betti0_error_mean": g["betti0_error"].mean(), "cldice_mean": g["cldice"].mean(),
                      "tol_f1_mean": g["tol_f1"].mean(), "n_images": len(g)})
     return pd.DataFrame(rows)
+
+
+def describe_run(spec: dict) -> str:
+    """One line for a training's settings, e.g. ``distance: alpha=2.0, mode=soft; normalization=radius``."""
+    options = ", ".join(f"{k}={v}" for k, v in sorted(spec.get("options", {}).items()))
+    text = spec["loss"] + (f": {options}" if options else "")
+    if spec["loss"] in ("distance", "boundary"):
+        text += f"; normalization={spec['normalization']}" + (f" ({spec['radius']:g} px)" if spec["normalization"] == "radius" else "")
+    return text
+
+
+def ablation_table(results, run_specs: dict, names, seeds, reference: str = "dice") -> pd.DataFrame:
+    """One row per named training (``names``: losses of Table 1 and variants), averaged over ``seeds``.
+
+    Columns: ``run``, ``loss``, ``setting``, ``alpha``, ``mode``, ``normalization``, ``n_seeds``, the pooled
+    metrics (mean over seeds), the claim summaries (pooled over seeds; see :func:`summarize_claims`) and a
+    paired per-image comparison against ``reference`` on per-image Dice (``diff_vs_<reference>``, its
+    bootstrap interval and Wilcoxon p; empty for the reference itself or when it was not trained).
+    """
+    rows = []
+    per_image = {}
+    for name in names:
+        scores = pd.DataFrame([json.loads((_evaluation_dir(results, name, s) / "scores.json").read_text())
+                               for s in seeds])
+        claims = summarize_claims(load_claims(results, [name], seeds)).iloc[0]
+        per_image[name] = pd.concat([pd.read_csv(_evaluation_dir(results, name, s) / "per_image.csv")
+                                     for s in seeds]).groupby("key")["dice"].mean()
+        spec = run_specs[name]
+        options = spec.get("options", {})
+        rows.append({"run": name, "loss": spec["loss"], "setting": describe_run(spec),
+                     "alpha": options.get("alpha", 1.0 if spec["loss"] == "dice" else np.nan)
+                     if spec["loss"] in ("distance", "dice") else np.nan,
+                     "mode": options.get("mode", "soft") if spec["loss"] == "distance" else "",
+                     "normalization": spec["normalization"] if spec["loss"] in ("distance", "boundary") else "",
+                     "n_seeds": len(seeds), **{m: scores[m].mean() for m in METRICS},
+                     **{k: claims[k] for k in ("fp_far_5px_share", "fp_far_20px_share", "betti0_error_mean",
+                                               "cldice_mean", "tol_f1_mean")}})
+    table = pd.DataFrame(rows)
+    diff = f"diff_vs_{reference}"
+    for col in (diff, "ci_low", "ci_high", "wilcoxon_p"):
+        table[col] = np.nan
+    if reference in per_image:
+        for i, name in enumerate(names):
+            if name == reference:
+                continue
+            joined = pd.concat([per_image[name], per_image[reference]], axis=1, keys=["a", "b"]).dropna()
+            result = paired_comparison(joined["a"], joined["b"])
+            table.loc[i, [diff, "ci_low", "ci_high", "wilcoxon_p"]] = [result["mean_diff"], result["ci_low"],
+                                                                       result["ci_high"], result["wilcoxon_p"]]
+    return table
+
+
+def alpha_curve(table: pd.DataFrame, normalization: str = "radius") -> pd.DataFrame:
+    """The rows of an :func:`ablation_table` that vary only α: soft Distance-based runs with
+    ``normalization``, plus plain Dice as α = 1 when no α = 1 run exists; sorted by α."""
+    rows = table[(table["loss"] == "distance") & (table["mode"] == "soft") & (table["normalization"] == normalization)]
+    if not (rows["alpha"] == 1.0).any():
+        rows = pd.concat([table[table["loss"] == "dice"].head(1), rows])
+    return rows.sort_values("alpha").reset_index(drop=True)
+
+
+def false_positive_distance_table(results, losses, seeds, test_masks: np.ndarray, keys, max_px: float = 40.0) -> pd.DataFrame:
+    """Every false-positive pixel's distance (px) to the nearest true crack pixel, per loss (pooled over
+    ``seeds``): columns ``loss``, ``distance`` (``inf`` on crack-free images) and ``bin`` (the distance,
+    capped at ``max_px`` for plotting). Reads notebook 04's ``predictions.npz``; ``test_masks`` (N, H, W)
+    in the order of ``keys``."""
+    from crack_utils.claims import false_positive_distances
+    from crack_utils.evaluation import load_predictions
+
+    frames = []
+    for loss in losses:
+        for s in seeds:
+            preds = load_predictions(_evaluation_dir(results, loss, s) / "predictions.npz", list(keys))
+            d = np.concatenate([false_positive_distances(p, t) for p, t in zip(preds, test_masks)] or [np.array([])])
+            frames.append(pd.DataFrame({"loss": loss, "seed": s, "distance": d}))
+    out = pd.concat(frames, ignore_index=True)
+    out["bin"] = np.minimum(out["distance"], max_px)
+    return out

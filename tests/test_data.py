@@ -301,6 +301,29 @@ def test_config_unknown_key_lists_valid_keys(tmp_path):
         load_config(tmp_path / "d.yaml")
 
 
+def test_config_variants_are_validated_and_expanded(tmp_path):
+    from crack_utils.config import trainings
+
+    good = tmp_path / "v.yaml"
+    good.write_text("losses: [dice, distance]\nseeds: [0, 1]\nvariant_seeds: [0]\n"
+                    "loss_options: {distance: {alpha: 4.0, mode: soft}}\n"
+                    "variants:\n  a2: {loss: distance, alpha: 2.0}\n  diag: {loss: distance, normalization: diagonal}\n"
+                    "  lov: {loss: lovasz}\n")
+    runs = trainings(load_config(good))
+    assert [r["tag"] for r in runs] == ["dice-seed0", "dice-seed1", "distance-seed0", "distance-seed1",
+                                        "a2-seed0", "diag-seed0", "lov-seed0"]
+    a2, diag = runs[4], runs[5]
+    assert a2["options"] == {"alpha": 2.0, "mode": "soft"} and a2["normalization"] == "radius"
+    assert diag["options"] == {"alpha": 4.0, "mode": "soft"} and diag["normalization"] == "diagonal"
+    bad = {"x: {loss: focal}": "needs `loss: <name>`", "x: {loss: distance, alpah: 2}": "accepts: alpha, mode",
+           "x: {loss: distance, normalization: log}": "normalization must be one of",
+           "dice: {loss: dice}": "name of a loss", "x-y: {loss: dice}": "letters, digits"}
+    for body, message in bad.items():
+        (tmp_path / "b.yaml").write_text(f"losses: [dice]\nvariants:\n  {body}\n")
+        with pytest.raises(ConfigError, match=message):
+            load_config(tmp_path / "b.yaml")
+
+
 def test_shipped_configs_load():
     from crack_utils.paths import repo_root
 

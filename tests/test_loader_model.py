@@ -144,3 +144,30 @@ def test_checkpoint_dir_resumes_only_with_same_parameters(tmp_path):
     assert training.prepare_checkpoint_dir(folder, {"LR": 1}) == "resume"
     assert training.prepare_checkpoint_dir(folder, {"LR": 2}) == "fresh"
     assert not (folder / "last.pt").exists()
+
+
+def test_alpha_one_trains_exactly_like_dice(tmp_path):
+    # The ablation's built-in sanity check: Eq. 1 with alpha = 1 is Dice, so the same seed must give the
+    # same weights step for step (the distance term is multiplied by exactly zero).
+    from crack_utils.losses import make_loss
+
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 255, (6, 32, 32, 3), dtype=np.uint8)
+    masks = np.zeros((6, 32, 32), np.uint8)
+    masks[:, :, 12] = 1
+    masks[5] = 0  # one crack-free image
+    ds = CrackDataset(images, masks, augment=augment.training_augmentation(), seed=0)
+
+    def run(loss, folder):
+        torch.manual_seed(0)
+        net = models.build_model(decoder_channels=(16, 8, 8, 8, 8))
+        history = training.train(net, loss, ds, ds, folder, epochs=1, batch_size=3, progress=False, seed=0)
+        return history, net
+
+    h_dice, net_dice = run(make_loss("dice"), tmp_path / "dice")
+    h_a1, net_a1 = run(make_loss("distance", alpha=1.0), tmp_path / "a1")
+    h_a4, net_a4 = run(make_loss("distance", alpha=4.0), tmp_path / "a4")
+    assert h_a1.train_loss.tolist() == h_dice.train_loss.tolist()
+    for a, b in zip(net_a1.parameters(), net_dice.parameters()):
+        assert torch.equal(a, b)
+    assert h_a4.train_loss.tolist() != h_dice.train_loss.tolist()  # alpha does matter

@@ -25,6 +25,11 @@ def test_plan_runs_train_and_evaluate_per_loss_and_seed(tmp_path):
     names = [r.name for r in plan(load_config(tmp_path / "p.yaml"))]
     assert names[:2] == ["01_data", "02_distance"] and names[-1] == "05_report"
     assert names.count("03_train/distance-seed1") == 1 and len(names) == 2 + 2 * 2 * 2 + 1
+    (tmp_path / "v.yaml").write_text("losses: [dice]\nvariants: {hard: {loss: distance, mode: hard}}\n")
+    runs = {r.name: r for r in plan(load_config(tmp_path / "v.yaml"))}
+    assert runs["03_train/hard-seed0"].parameters["LOSS"] == "distance"
+    assert runs["03_train/hard-seed0"].parameters["LOSS_OPTIONS"] == {"alpha": 4.0, "mode": "hard"}
+    assert runs["05_report"].parameters["VARIANTS"] == ["hard"] and "04_evaluate/hard-seed0" in runs
 
 
 def test_tiny_study_end_to_end():
@@ -63,6 +68,18 @@ def test_tiny_study_end_to_end():
     extra = json.loads((out / "04_evaluate" / "dice-seed0" / "extra_scores.json").read_text())
     assert extra["folder"] == "data/synthetic/n40-s96-seed1" and 0 <= extra["dice"] <= 1
     assert not list(out.glob(".tmp-*")) and not list(out.glob("*.failed"))
+    # ablations and peers (tiny.yaml's variants): the table, the alpha curve, the FP-distance histogram
+    for name in ("ablation.csv", "alpha_curve.png", "fp_distances.png"):
+        assert (out / name).is_file(), name
+    ablation = pd.read_csv(out / "ablation.csv")
+    assert ablation.run.tolist() == ["bce", "dice", "distance", "distance_alpha2", "distance_diagonal", "boundary"]
+    assert ablation.diff_vs_dice.isna().tolist() == [False, True, False, False, False, False]
+    assert ablation.set_index("run").loc["distance_diagonal", "normalization"] == "diagonal"
+    assert ablation.set_index("run").loc["distance_alpha2", "alpha"] == 2.0
+    assert ablation[["dice", "fp_far_20px_share", "cldice_mean"]].apply(lambda c: c.between(0, 1)).all().all()
+    trained = json.loads((out / "checkpoints" / "distance_diagonal-seed0" / "parameters.json").read_text())
+    assert trained["NORMALIZATION"] == "diagonal" and trained["LOSS"] == "distance"
+    assert json.loads((out / "checkpoints" / "boundary-seed0" / "parameters.json").read_text())["LOSS"] == "boundary"
 
 
 def test_failing_cell_names_notebook_and_keeps_earlier_results(tmp_path):
