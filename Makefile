@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 CONFIG ?= configs/default.yaml
 
-.PHONY: install reproduce test test-fast bench lab lock
+.PHONY: install reproduce lodo test test-fast bench lab lock
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,11 @@ install: $(STAMP)
 ## Run the whole study (all notebooks via papermill) for CONFIG (default: configs/default.yaml).
 reproduce: install
 	$(PY) -m crack_utils.pipeline --config $(CONFIG)
+
+## Leave-one-dataset-out: the six configs/lodo_*.yaml studies (needs ../shared/data; about 70 min on
+## 2 CPU cores), then notebook 06's summary in results/lodo/.
+lodo: install
+	$(PY) -m crack_utils.generalization --configs configs/lodo_*.yaml
 
 ## Run the test suite (unit tests, notebook test on a tiny config, real-data tests when ../shared/data exists).
 test: install

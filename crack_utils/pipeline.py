@@ -35,6 +35,7 @@ NOTEBOOKS = {
     "train": "notebooks/03_train_model.ipynb",
     "evaluate": "notebooks/04_evaluate_model.ipynb",
     "report": "notebooks/05_make_figures.ipynb",
+    "generalization": "notebooks/06_generalization.ipynb",  # across studies: crack_utils.generalization
 }
 PUBLISHED = ("table1.csv", "table1.md", "figure2.png", "figure2_errors.png", "training_curves.png",
              "scores.csv", "aggregation_conventions.csv", "table1_stats.csv", "paired_comparisons.csv",
@@ -270,7 +271,8 @@ def run_study(config_path: str | Path, stages: list[str] | None = None, progress
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m crack_utils.pipeline", description=__doc__.split("\n")[0])
     parser.add_argument("--config", required=True, help="study config, e.g. configs/default.yaml")
-    parser.add_argument("--stages", nargs="+", choices=list(NOTEBOOKS), help="run only these stages")
+    parser.add_argument("--stages", nargs="+", choices=[s for s in NOTEBOOKS if s != "generalization"],
+                        help="run only these stages")
     parser.add_argument("--no-progress", action="store_true", help="hide papermill's cell progress bars")
     args = parser.parse_args(argv)
     try:

@@ -80,6 +80,27 @@ def test_tiny_study_end_to_end():
     trained = json.loads((out / "checkpoints" / "distance_diagonal-seed0" / "parameters.json").read_text())
     assert trained["NORMALIZATION"] == "diagonal" and trained["LOSS"] == "distance"
     assert json.loads((out / "checkpoints" / "boundary-seed0" / "parameters.json").read_text())["LOSS"] == "boundary"
+    # notebook 06 (generalization summary) over this finished study
+    summary = subprocess.run([sys.executable, "-m", "crack_utils.generalization", "--configs", "configs/tiny.yaml",
+                              "--summary-only", "--name", "tiny_generalization", "--no-progress"],
+                             cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert summary.returncode == 0, summary.stdout[-3000:] + summary.stderr[-3000:]
+    gen_out = REPO / "results" / "tiny_generalization"
+    table = pd.read_csv(gen_out / "generalization.csv")
+    assert table.loss.tolist() == ["bce", "dice", "distance"] and set(table.held_out) == {"in-distribution"}
+    assert (table.n_test == len(manifest[manifest.split == "test"])).all()
+    assert pd.read_csv(gen_out / "generalization_paired.csv").comparison.tolist() == ["distance - bce", "distance - dice"]
+    assert (gen_out / "generalization.png").is_file() and (gen_out / "06_generalization" / "06_generalization.html").is_file()
+    assert not str(REPO) in (gen_out / "06_generalization" / "06_generalization.ipynb").read_text()
+
+
+def test_generalization_summary_names_a_missing_study(tmp_path):
+    config = tmp_path / "never_run_study.yaml"
+    config.write_text("description: never run\n")
+    result = subprocess.run([sys.executable, "-m", "crack_utils.generalization", "--configs", str(config),
+                             "--summary-only", "--name", "tiny_missing"], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 1 and "results/never_run_study" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_failing_cell_names_notebook_and_keeps_earlier_results(tmp_path):

@@ -1,0 +1,155 @@
+"""Generalization across datasets: summarize leave-one-dataset-out studies side by side.
+
+Each leave-one-dataset-out study (``configs/lodo_<dataset>.yaml``) trains on five of the six datasets and
+tests on all of the sixth (``data.test_dataset``). This module reads those studies' evaluation outputs
+(notebook 04's ``scores.json``, ``per_image.csv``, ``claims.csv``) and builds one table with a row per
+held-out dataset, loss and seed, the per-image paired comparisons of the Distance-based Loss within each
+held-out set, and runs notebook ``06_generalization`` to render them::
+
+    python -m crack_utils.generalization --configs configs/lodo_*.yaml      # run missing studies, summarize
+    python -m crack_utils.generalization --configs configs/lodo_*.yaml --summary-only
+
+Outputs go to ``results/<--name, default lodo>/`` (``generalization.csv``, ``generalization_paired.csv``,
+``generalization.png``, ``report.html``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from crack_utils.metrics import METRICS
+from crack_utils.report import load_claims, paired_comparisons, summarize_claims
+
+PUBLISHED = ("generalization.csv", "generalization_paired.csv", "generalization.png")
+
+
+def _study_config(results_dir: Path) -> dict:
+    path = Path(results_dir) / "study_config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: run that study first (python -m crack_utils.pipeline --config ...)")
+    return json.loads(path.read_text())
+
+
+def held_out_name(config: dict) -> str:
+    """The held-out dataset of a study, or ``"in-distribution"`` for an ordinary split."""
+    return config["data"].get("test_dataset") or "in-distribution"
+
+
+def study_rows(results_dir) -> pd.DataFrame:
+    """One row per (loss, seed) of a finished study: ``held_out``, ``study``, ``loss``, ``seed``, ``n_test``,
+    the pooled metrics and the claim summaries of that model on its test set."""
+    results_dir = Path(results_dir)
+    config = _study_config(results_dir)
+    rows = []
+    for loss in config["losses"]:
+        for seed in config["seeds"]:
+            scores = json.loads((results_dir / "04_evaluate" / f"{loss}-seed{seed}" / "scores.json").read_text())
+            claims = summarize_claims(load_claims(results_dir, [loss], [seed])).iloc[0]
+            rows.append({"held_out": held_out_name(config), "study": config["name"], "loss": loss, "seed": seed,
+                         "n_test": scores["n_test"], **{m: scores[m] for m in METRICS},
+                         **{k: claims[k] for k in ("fp_far_5px_share", "fp_far_20px_share", "betti0_error_mean",
+                                                   "cldice_mean", "tol_f1_mean")}})
+    return pd.DataFrame(rows)
+
+
+def generalization_table(results_dirs) -> pd.DataFrame:
+    """:func:`study_rows` of several studies, one after the other."""
+    return pd.concat([study_rows(d) for d in results_dirs], ignore_index=True)
+
+
+def generalization_paired(results_dirs, reference: str = "distance") -> pd.DataFrame:
+    """Per study: ``reference`` against each other loss on per-image Dice over the held-out test set
+    (bootstrap 95 % interval of the mean difference, Wilcoxon p), with a ``held_out`` column."""
+    frames = []
+    for d in results_dirs:
+        config = _study_config(Path(d))
+        paired = paired_comparisons(Path(d), config["losses"], config["seeds"], reference=reference)
+        frames.append(paired.assign(held_out=held_out_name(config)))
+    out = pd.concat(frames, ignore_index=True)
+    return out[["held_out", *[c for c in out.columns if c != "held_out"]]]
+
+
+def generalization_figure(table: pd.DataFrame):
+    """Heat maps (held-out dataset × loss) of pooled Dice, the far-false-positive share (> 20 px) and
+    mean clDice, averaged over seeds."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    panels = [("dice", "pooled Dice", "viridis"), ("fp_far_20px_share", "FP pixels > 20 px from a crack", "magma_r"),
+              ("cldice_mean", "mean clDice", "viridis")]
+    means = table.groupby(["held_out", "loss"], sort=False)[[p[0] for p in panels]].mean().reset_index()
+    order = list(dict.fromkeys(table["loss"]))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 0.5 * means["held_out"].nunique() + 2.2))
+    for ax, (column, title, cmap) in zip(axes, panels):
+        grid = means.pivot(index="held_out", columns="loss", values=column)[order]
+        sns.heatmap(grid, annot=True, fmt=".3f", cmap=cmap, vmin=0, vmax=1, cbar=False, ax=ax)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("loss")
+        ax.set_ylabel("held-out test dataset" if ax is axes[0] else "")
+    fig.tight_layout()
+    return fig
+
+
+def run(config_paths, name: str = "lodo", summary_only: bool = False, progress: bool = True) -> Path:
+    """Run each study whose results are missing (unless ``summary_only``), then notebook 06 over all of them;
+    returns ``results/<name>``."""
+    from crack_utils import pipeline
+    from crack_utils.config import load_config
+    from crack_utils.paths import repo_root
+
+    repo = repo_root()
+    configs = [load_config(p) for p in config_paths]
+    if not configs:
+        raise pipeline.StudyError("no study configs given (e.g. --configs configs/lodo_*.yaml)")
+    for path, config in zip(config_paths, configs):
+        if not summary_only and not (repo / "results" / config["name"] / "table1.csv").is_file():
+            pipeline.run_study(path, progress=progress)
+    studies = [f"results/{c['name']}" for c in configs]
+    missing = [s for s in studies if not (repo / s / "study_config.json").is_file()]
+    if missing:
+        raise pipeline.StudyError(f"no results for {', '.join(missing)}; run without --summary-only first")
+    results = repo / "results" / name
+    pipeline.check_writable(results)
+    kernel = pipeline._kernel_name()
+    t0 = time.perf_counter()
+    step = pipeline.Run("generalization", "06_generalization", {"STUDIES": studies})
+    pipeline.execute(step, results, repo, kernel, progress=progress)
+    for file in PUBLISHED:
+        if (results / step.name / file).is_file():
+            shutil.copyfile(results / step.name / file, results / file)
+    links = "".join(f'<li><a href="../{s.split("/", 1)[1]}/report.html">{s}</a></li>' for s in studies)
+    (results / "report.html").write_text(
+        "<!doctype html><meta charset='utf-8'><title>Generalization</title><h1>Leave-one-dataset-out</h1>"
+        f"<p>Summary notebook: <a href='06_generalization/06_generalization.html'>06_generalization</a> "
+        f"({time.perf_counter() - t0:.0f} s)</p><img src='generalization.png' style='max-width:100%'>"
+        f"<h2>Studies</h2><ul>{links}</ul>", encoding="utf-8")
+    print(f"summary of {len(studies)} studies in results/{name}/report.html", flush=True)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    from crack_utils.config import ConfigError
+    from crack_utils.pipeline import StudyError
+
+    parser = argparse.ArgumentParser(prog="python -m crack_utils.generalization", description=__doc__.split("\n")[0])
+    parser.add_argument("--configs", nargs="+", required=True, help="study configs, e.g. configs/lodo_*.yaml")
+    parser.add_argument("--name", default="lodo", help="results folder of the summary (default: lodo)")
+    parser.add_argument("--summary-only", action="store_true", help="do not run missing studies")
+    parser.add_argument("--no-progress", action="store_true", help="hide papermill's cell progress bars")
+    args = parser.parse_args(argv)
+    try:
+        run(args.configs, args.name, args.summary_only, progress=not args.no_progress)
+    except (ConfigError, StudyError, FileNotFoundError, OSError) as err:
+        print(f"\nThe summary stopped: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
