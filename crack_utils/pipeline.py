@@ -232,12 +232,23 @@ def publish(report_dir: Path, results: Path, runs: list[Run], wall_seconds: floa
         rel = html.relative_to(results).as_posix()
         links.append(f'<li><a href="{rel}">{run.name}</a> ({run.notebook})</li>')
     table = _markdown_table_html((results / "table1.md").read_text()) if (results / "table1.md").exists() else ""
+    beyond = "".join(f"<h3>{title}</h3><img src='{name}' style='max-width:100%'>"
+                     for name, title in [("claims.png", "The paper's claims, per loss"),
+                                         ("fp_distances.png", "Where the false positives are"),
+                                         ("alpha_curve.png", "The α curve")] if (results / name).exists())
+    if (results / "ablation.csv").exists():
+        import pandas as pd
+
+        ablation = pd.read_csv(results / "ablation.csv")
+        columns = ["run", "setting", "precision", "recall", "dice", "fp_far_20px_share", "cldice_mean", "diff_vs_dice"]
+        beyond += "<h3>Ablations and peer losses</h3>" + ablation[columns].round(4).to_html(index=False, na_rep="")
     page = ("<!doctype html><meta charset='utf-8'><title>Crack-loss study: {name}</title>"
             "<h1>Crack-loss study: {name}</h1><p>Wall time of the last pipeline run ({stages}): {wall:.0f} s; "
             "each notebook's own time is in its run_metadata.json.</p>"
             "<h2>Table 1</h2>{table}<h2>Figure 2</h2><img src='figure2.png' style='max-width:100%'>"
-            "<h2>Executed notebooks</h2><ul>{links}</ul>").format(
-        name=results.name, wall=wall_seconds, stages="stages " + ", ".join(stages) if stages else "all stages", table=table, links="".join(links))
+            "{beyond_heading}{beyond}<h2>Executed notebooks</h2><ul>{links}</ul>").format(
+        name=results.name, wall=wall_seconds, stages="stages " + ", ".join(stages) if stages else "all stages", table=table,
+        links="".join(links), beyond=beyond, beyond_heading="<h2>Beyond the paper</h2>" if beyond else "")
     (results / "report.html").write_text(page, encoding="utf-8")
 
 

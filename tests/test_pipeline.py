@@ -51,7 +51,8 @@ def test_tiny_study_end_to_end():
     assert sorted(table.loss.unique()) == ["bce", "dice", "distance"] and sorted(table.metric.unique()) == sorted(METRICS)
     assert table.ours_pooled.between(0, 1).all()
     assert "| Precision |" in (out / "table1.md").read_text()
-    assert "<td>Precision</td>" in (out / "report.html").read_text()
+    page = (out / "report.html").read_text()
+    assert "<td>Precision</td>" in page and "alpha_curve.png" in page and "<td>distance_diagonal</td>" in page
     for run in ("01_data", "02_distance", "03_train/dice-seed0", "04_evaluate/distance-seed0", "05_report"):
         folder = out / run
         notebooks = list(folder.glob("*.ipynb"))
