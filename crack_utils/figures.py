@@ -167,24 +167,29 @@ def alpha_curve(curve: pd.DataFrame, reference: pd.Series | None = None):
     return fig
 
 
-def false_positive_distance_histogram(fp: pd.DataFrame, max_px: float = 40.0):
-    """Where the false positives are: histogram of false-positive distances to the nearest true crack
-    pixel per loss (share of that loss's false-positive pixels; the last bin holds everything at or beyond
-    ``max_px`` and false positives on crack-free images), and their cumulative share.
+def false_positive_distance_histogram(histogram: pd.DataFrame):
+    """Where the false positives are: per loss, the share of its false-positive pixels at each distance from
+    the nearest true crack pixel (left; the last bin holds far ones and those on crack-free images) and the
+    cumulative share (right), with dotted lines at 5 and 20 px.
 
-    ``fp``: :func:`crack_utils.report.false_positive_distance_table`.
+    ``histogram``: :func:`crack_utils.report.false_positive_distance_histogram`.
     """
     fig, axes = plt.subplots(1, 2, figsize=(12, 3.6))
-    bins = np.arange(0, max_px + 2, 2.0)
-    sns.histplot(data=fp, x="bin", hue="loss", bins=bins, stat="proportion", common_norm=False,
-                 element="step", fill=False, ax=axes[0])
-    axes[0].set_xlabel(f"distance of a false-positive pixel to the nearest crack pixel (px; ≥ {max_px:g} in the last bin)")
+    last = histogram["from_px"].max()
+    for i, (loss, h) in enumerate(histogram.groupby("loss", sort=False)):
+        label = LOSS_LABELS.get(loss, loss)
+        x = np.append(h["from_px"].to_numpy(), last + (last - h["from_px"].iloc[-2]))
+        axes[0].stairs(h["share"].to_numpy(), x, label=label, color=f"C{i}", linewidth=1.5)
+        axes[1].step(h["to_px"].replace(np.inf, x[-1]).to_numpy(), h["cumulative_share"].to_numpy(), where="post",
+                     label=label, color=f"C{i}")
+    axes[0].set_xlabel(f"distance of a false-positive pixel to the nearest crack (px; last bin ≥ {last:g} px or no crack)")
     axes[0].set_ylabel("share of the loss's FP pixels")
-    sns.ecdfplot(data=fp, x="bin", hue="loss", ax=axes[1])
-    axes[1].set_xlabel("distance (px, capped)")
+    axes[1].set_xlabel("distance (px)")
     axes[1].set_ylabel("cumulative share of FP pixels")
+    axes[1].set_ylim(0, 1.02)
     for ax in axes:
         for x in (5, 20):
             ax.axvline(x, color="grey", linewidth=0.6, linestyle=":")
+        ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

@@ -39,7 +39,7 @@ NOTEBOOKS = {
 }
 PUBLISHED = ("table1.csv", "table1.md", "figure2.png", "figure2_errors.png", "training_curves.png",
              "scores.csv", "aggregation_conventions.csv", "table1_stats.csv", "paired_comparisons.csv",
-             "claims_summary.csv", "claims.png", "fp_distances.png", "ablation.csv", "alpha_curve.png")
+             "claims_summary.csv", "claims.png", "fp_distances.png", "fp_distances.csv", "ablation.csv", "alpha_curve.png")
 
 
 class StudyError(RuntimeError):

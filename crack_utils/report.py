@@ -125,20 +125,31 @@ def alpha_curve(table: pd.DataFrame, normalization: str = "radius") -> pd.DataFr
     return rows.sort_values("alpha").reset_index(drop=True)
 
 
-def false_positive_distance_table(results, losses, seeds, test_masks: np.ndarray, keys, max_px: float = 40.0) -> pd.DataFrame:
-    """Every false-positive pixel's distance (px) to the nearest true crack pixel, per loss (pooled over
-    ``seeds``): columns ``loss``, ``distance`` (``inf`` on crack-free images) and ``bin`` (the distance,
-    capped at ``max_px`` for plotting). Reads notebook 04's ``predictions.npz``; ``test_masks`` (N, H, W)
-    in the order of ``keys``."""
+def false_positive_distance_histogram(results, losses, seeds, test_masks: np.ndarray, keys, max_px: float = 40.0,
+                                      bin_px: float = 2.0) -> pd.DataFrame:
+    """Histogram of every false-positive pixel's distance (px) to the nearest true crack pixel, per loss
+    (pooled over ``seeds``), from notebook 04's ``predictions.npz``; ``test_masks`` (N, H, W) in the order
+    of ``keys``.
+
+    Columns: ``loss``, ``from_px``, ``to_px`` (bins of ``bin_px``; the last bin, ``to_px = inf``, holds
+    distances of ``max_px`` or more and every false positive on a crack-free image), ``pixels``, ``share``
+    (of that loss's false-positive pixels) and ``cumulative_share``. Counts, not pixels, are kept, so the
+    table stays small for millions of false positives.
+    """
     from crack_utils.claims import false_positive_distances
     from crack_utils.evaluation import load_predictions
 
-    frames = []
+    edges = np.append(np.arange(0.0, max_px, bin_px), [max_px, np.inf])
+    rows = []
     for loss in losses:
+        counts = np.zeros(len(edges) - 1, dtype=np.int64)
         for s in seeds:
             preds = load_predictions(_evaluation_dir(results, loss, s) / "predictions.npz", list(keys))
-            d = np.concatenate([false_positive_distances(p, t) for p, t in zip(preds, test_masks)] or [np.array([])])
-            frames.append(pd.DataFrame({"loss": loss, "seed": s, "distance": d}))
-    out = pd.concat(frames, ignore_index=True)
-    out["bin"] = np.minimum(out["distance"], max_px)
-    return out
+            for p, t in zip(preds, test_masks):
+                d = false_positive_distances(p, t)
+                counts += np.histogram(np.minimum(d, max_px), bins=edges)[0]
+        total = max(int(counts.sum()), 1)
+        for lo, hi, n, cum in zip(edges[:-1], edges[1:], counts, np.cumsum(counts)):
+            rows.append({"loss": loss, "from_px": lo, "to_px": hi, "pixels": int(n), "share": n / total,
+                         "cumulative_share": cum / total})
+    return pd.DataFrame(rows)

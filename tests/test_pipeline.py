@@ -70,8 +70,10 @@ def test_tiny_study_end_to_end():
     assert extra["folder"] == "data/synthetic/n40-s96-seed1" and 0 <= extra["dice"] <= 1
     assert not list(out.glob(".tmp-*")) and not list(out.glob("*.failed"))
     # ablations and peers (tiny.yaml's variants): the table, the alpha curve, the FP-distance histogram
-    for name in ("ablation.csv", "alpha_curve.png", "fp_distances.png"):
+    for name in ("ablation.csv", "alpha_curve.png", "fp_distances.png", "fp_distances.csv"):
         assert (out / name).is_file(), name
+    fp_hist = pd.read_csv(out / "fp_distances.csv")
+    assert fp_hist.groupby("loss").share.sum().round(6).eq(1).all()
     ablation = pd.read_csv(out / "ablation.csv")
     assert ablation.run.tolist() == ["bce", "dice", "distance", "distance_alpha2", "distance_diagonal", "boundary"]
     assert ablation.diff_vs_dice.isna().tolist() == [False, True, False, False, False, False]

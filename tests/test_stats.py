@@ -51,3 +51,51 @@ def test_report_summaries(tmp_path):
                            **{f"macro_{m}": [0.4, 0.6] for m in ["precision", "recall", "f1", "iou", "dice"]}})
     table = report.seed_statistics(scores)
     assert len(table) == 10 and table.set_index("metric").loc["dice", "mean"] == pytest.approx(0.6)
+
+
+def test_false_positive_distance_histogram_by_hand(tmp_path):
+    from crack_utils import evaluation, figures, report
+
+    masks = np.zeros((2, 32, 32), bool)
+    masks[0, :, 0] = True                      # a crack along the left edge of image 0; image 1 is crack-free
+    pred = masks.copy()
+    pred[0, 5, 3] = True                       # 3 px from the crack -> bin [2, 4)
+    pred[0, 5, 25] = pred[0, 6, 25] = True     # 25 px -> bin [24, 26)
+    pred[1, 0, 0] = True                       # on a crack-free image -> the last bin
+    folder = tmp_path / "04_evaluate" / "dice-seed0"
+    folder.mkdir(parents=True)
+    evaluation.save_predictions(folder / "predictions.npz", ["a", "b"], pred)
+    hist = report.false_positive_distance_histogram(tmp_path, ["dice"], [0], masks, ["a", "b"], max_px=30, bin_px=2)
+    counts = dict(zip(hist.from_px, hist.pixels))
+    assert counts[2.0] == 1 and counts[24.0] == 2 and counts[30.0] == 1 and hist.pixels.sum() == 4
+    assert hist.to_px.iloc[-1] == np.inf and hist.cumulative_share.iloc[-1] == pytest.approx(1.0)
+    assert hist.share.sum() == pytest.approx(1.0)
+    figures.false_positive_distance_histogram(hist)
+
+
+def test_ablation_table_and_alpha_curve(tmp_path):
+    import json
+
+    import pandas as pd
+
+    from crack_utils import figures, report
+
+    specs = {"dice": {"loss": "dice", "normalization": "radius", "radius": 20.0, "options": {}},
+             "distance": {"loss": "distance", "normalization": "radius", "radius": 20.0, "options": {"alpha": 4.0, "mode": "soft"}},
+             "a2": {"loss": "distance", "normalization": "radius", "radius": 20.0, "options": {"alpha": 2.0, "mode": "soft"}},
+             "diag": {"loss": "distance", "normalization": "diagonal", "radius": 20.0, "options": {"alpha": 4.0, "mode": "soft"}}}
+    for i, name in enumerate(specs):
+        folder = tmp_path / "04_evaluate" / f"{name}-seed0"
+        folder.mkdir(parents=True)
+        (folder / "scores.json").write_text(json.dumps({m: 0.5 + 0.01 * i for m in ["precision", "recall", "f1", "iou", "dice"]}))
+        pd.DataFrame({"key": list("abcd"), "dice": np.array([0.2, 0.4, 0.6, 0.8]) + 0.01 * i}).to_csv(folder / "per_image.csv", index=False)
+        pd.DataFrame({"key": list("ab"), "fp_pixels": [10, 0], "fp_far_5px": [i, 0], "fp_far_20px": [0, 0],
+                      "betti0_error": [1, 0], "cldice": [0.5, 1.0], "tol_f1": [0.6, 1.0]}).to_csv(folder / "claims.csv", index=False)
+    table = report.ablation_table(tmp_path, specs, list(specs), [0])
+    assert table.run.tolist() == list(specs) and np.isnan(table.diff_vs_dice.iloc[0])
+    assert table.set_index("run").diff_vs_dice.tolist()[1:] == pytest.approx([0.01, 0.02, 0.03])
+    assert table.set_index("run").loc["diag", "setting"] == "distance: alpha=4.0, mode=soft; normalization=diagonal"
+    assert table.fp_far_5px_share.tolist() == pytest.approx([0.0, 0.1, 0.2, 0.3])
+    curve = report.alpha_curve(table)
+    assert curve.run.tolist() == ["dice", "a2", "distance"] and curve.alpha.tolist() == [1.0, 2.0, 4.0]
+    figures.alpha_curve(curve, table.iloc[0])
