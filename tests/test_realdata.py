@@ -54,3 +54,20 @@ def test_one_pixel_cracks_survive_resizing(real_manifest):
     cfd = manifest.dataset.to_numpy() == "cfd"  # thin 1-3 px tracings at 480x320
     kept = masks[cfd].reshape(cfd.sum(), -1).any(axis=1)
     assert kept.all()
+
+
+@pytest.mark.parametrize("held_out", ["aiglern_trimm_lmm", "alexdonchuk_coarse", "cfd"])
+def test_leave_one_dataset_out_never_trains_on_a_test_photo(real_manifest, held_out):
+    _, manifest, _, _ = real_manifest
+    split = splitting.grouped_split(manifest, seed=0, test_dataset=held_out)
+    usable = ~manifest.excluded
+    assert (split[usable & (manifest.dataset == held_out)] == "test").all()
+    assert set(split[manifest.dataset != held_out]) <= {"train", "val", "excluded"}
+    test_photos = set(manifest.source_group[split == "test"])
+    assert not test_photos & set(manifest.source_group[split.isin(["train", "val"])])
+    # the Chambon photos shared by the two datasets: the other dataset's copies are left out, not trained on
+    left_out = usable & (split == "excluded")
+    if held_out == "cfd":
+        assert not left_out.any()
+    else:
+        assert left_out.sum() > 10 and manifest.source_group[left_out].str.startswith("chambon:").all()
