@@ -219,3 +219,19 @@ def test_killed_training_resumes_to_the_same_result(tmp_path):
     assert {k: got[k] for k in METRICS} == {k: ref[k] for k in METRICS}
     ref_table = pd.read_csv(REPO / "results" / "tiny-resume-ref" / "table1.csv")
     pd.testing.assert_frame_equal(pd.read_csv(out / "table1.csv"), ref_table)
+
+
+def test_generalization_notebook_defaults_summarize_the_committed_studies(tmp_path):
+    # JupyterLab users run notebook 06 top to bottom: its defaults read the committed results/lodo_* folders
+    import papermill
+
+    from crack_utils.pipeline import _kernel_name
+
+    papermill.execute_notebook(str(REPO / "notebooks" / "06_generalization.ipynb"), str(tmp_path / "06.ipynb"),
+                               parameters={"OUT_DIR": str(tmp_path / "out")}, kernel_name=_kernel_name(),
+                               cwd=str(REPO / "notebooks"), progress_bar=False)
+    table = pd.read_csv(tmp_path / "out" / "generalization.csv")
+    assert sorted(table.held_out.unique()) == ["aiglern_trimm_lmm", "alexdonchuk_coarse", "cfd", "crack500_lmm",
+                                               "deepcrack_lmm", "gaps384_lmm"]
+    committed = pd.read_csv(REPO / "results" / "lodo" / "generalization.csv")
+    pd.testing.assert_frame_equal(table, committed)  # the committed summary is what the notebook produces
