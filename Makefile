@@ -19,7 +19,7 @@ install: $(STAMP)
 reproduce: install
 	$(PY) -m crack_utils.pipeline --config $(CONFIG)
 
-## Leave-one-dataset-out: the six configs/lodo_*.yaml studies (needs ../shared/data; about 70 min on
+## Leave-one-dataset-out: the six configs/lodo_*.yaml studies (needs ../shared/data; about 60 min on
 ## 2 CPU cores), then notebook 06's summary in results/lodo/.
 lodo: install
 	$(PY) -m crack_utils.generalization --configs configs/lodo_*.yaml
