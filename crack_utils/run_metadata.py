@@ -15,10 +15,14 @@ PACKAGES = ("torch", "torchvision", "segmentation-models-pytorch", "albumentatio
 
 
 def git_state(repo: str | Path = ".") -> dict:
-    """``{"commit": sha or None, "dirty": bool or None}`` of the repository at ``repo``."""
+    """``{"commit": sha or None, "dirty": bool or None}`` of the repository at ``repo``.
+
+    ``dirty`` means tracked code, notebooks or configs differ from the commit; changes under ``results/``
+    do not count (a study rewrites its own committed results while it runs)."""
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                     ":(exclude)results"], cwd=repo,
                                     capture_output=True, text=True, check=True).stdout.strip())
         return {"commit": sha, "dirty": dirty}
     except (OSError, subprocess.CalledProcessError):

@@ -337,3 +337,22 @@ def test_shipped_configs_load():
         assert config["name"] == (explicit or path.stem)
         if explicit:
             assert explicit in {p.stem for p in paths}
+
+
+def test_git_state_ignores_results_but_not_code(tmp_path):
+    import subprocess
+
+    from crack_utils.run_metadata import git_state
+
+    run = lambda *a: subprocess.run(["git", *a], cwd=tmp_path, check=True, capture_output=True)
+    run("init", "-q")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "table.csv").write_text("a\n")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    run("add", ".")
+    run("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    assert git_state(tmp_path)["dirty"] is False
+    (tmp_path / "results" / "table.csv").write_text("b\n")
+    assert git_state(tmp_path)["dirty"] is False
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert git_state(tmp_path)["dirty"] is True
