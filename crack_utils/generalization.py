@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 
-from crack_utils.metrics import METRICS
-from crack_utils.report import load_claims, paired_comparisons, summarize_claims
+from crack_utils.report import paired_comparisons, run_summary
 
 PUBLISHED = ("generalization.csv", "generalization_paired.csv", "generalization.png")
 
@@ -46,15 +44,9 @@ def study_rows(results_dir) -> pd.DataFrame:
     the pooled metrics and the claim summaries of that model on its test set."""
     results_dir = Path(results_dir)
     config = _study_config(results_dir)
-    rows = []
-    for loss in config["losses"]:
-        for seed in config["seeds"]:
-            scores = json.loads((results_dir / "04_evaluate" / f"{loss}-seed{seed}" / "scores.json").read_text())
-            claims = summarize_claims(load_claims(results_dir, [loss], [seed])).iloc[0]
-            rows.append({"held_out": held_out_name(config), "study": config["name"], "loss": loss, "seed": seed,
-                         "n_test": scores["n_test"], **{m: scores[m] for m in METRICS},
-                         **{k: claims[k] for k in ("fp_far_5px_share", "fp_far_20px_share", "betti0_error_mean",
-                                                   "cldice_mean", "tol_f1_mean")}})
+    rows = [{"held_out": held_out_name(config), "study": config["name"], "loss": loss, "seed": seed,
+             **run_summary(results_dir, loss, [seed])}
+            for loss in config["losses"] for seed in config["seeds"]]
     return pd.DataFrame(rows)
 
 
@@ -120,9 +112,7 @@ def run(config_paths, name: str = "lodo", summary_only: bool = False, progress: 
     t0 = time.perf_counter()
     step = pipeline.Run("generalization", "06_generalization", {"STUDIES": studies})
     pipeline.execute(step, results, repo, kernel, progress=progress)
-    for file in PUBLISHED:
-        if (results / step.name / file).is_file():
-            shutil.copyfile(results / step.name / file, results / file)
+    pipeline.copy_published(results / step.name, results, PUBLISHED)
     links = "".join(f'<li><a href="../{s.split("/", 1)[1]}/report.html">{s}</a></li>' for s in studies)
     (results / "report.html").write_text(
         "<!doctype html><meta charset='utf-8'><title>Generalization</title><h1>Leave-one-dataset-out</h1>"

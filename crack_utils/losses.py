@@ -246,7 +246,7 @@ def signed_boundary_distance(target: torch.Tensor, dist: torch.Tensor, radius: f
     for i, mask in enumerate(masks):
         if mask.any():
             depth = raw_distance(~mask)  # distance of crack pixels to the background; inf on an all-crack tile
-            inside[i] = np.where(mask, np.minimum((np.minimum(depth, 1e9) - 1.0) / radius, 1.0), 0.0)
+            inside[i] = np.where(mask, np.minimum((depth - 1.0) / radius, 1.0), 0.0)
     inside_t = torch.from_numpy(inside)[:, None].to(device=dist.device, dtype=dist.dtype)
     crack = target > 0.5
     return torch.where(crack, -inside_t, dist)

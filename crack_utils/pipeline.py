@@ -218,14 +218,19 @@ def _markdown_table_html(markdown: str) -> str:
             + "".join(f"<p>{n}</p>" for n in notes))
 
 
-def publish(report_dir: Path, results: Path, runs: list[Run], wall_seconds: float, stages: list[str] | None = None) -> None:
-    """Copy the headline files to ``results/<name>/`` and write an index page linking every report."""
-    for name in PUBLISHED:
-        src = report_dir / name
+def copy_published(source: Path, results: Path, names) -> None:
+    """Copy the files ``names`` that exist in ``source`` to ``results``, each replaced atomically."""
+    for name in names:
+        src = Path(source) / name
         if src.exists():
             tmp = results / f".tmp-{name}"
             shutil.copyfile(src, tmp)
             os.replace(tmp, results / name)
+
+
+def publish(report_dir: Path, results: Path, runs: list[Run], wall_seconds: float, stages: list[str] | None = None) -> None:
+    """Copy the headline files to ``results/<name>/`` and write an index page linking every report."""
+    copy_published(report_dir, results, PUBLISHED)
     links = []
     for run in runs:
         html = results / run.name / Path(run.notebook).with_suffix(".html").name

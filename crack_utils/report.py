@@ -29,14 +29,17 @@ def seed_statistics(scores: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def per_image_means(results, name: str, seeds, metric: str = "dice") -> pd.Series:
+    """Per-image ``metric`` of one training (notebook 04's ``per_image.csv``), averaged over ``seeds``; index key."""
+    frames = [pd.read_csv(_evaluation_dir(results, name, s) / "per_image.csv") for s in seeds]
+    return pd.concat(frames).groupby("key")[metric].mean()
+
+
 def paired_comparisons(results, losses, seeds, reference: str = "distance", metric: str = "dice") -> pd.DataFrame:
     """``reference`` against every other loss on per-image ``metric`` (averaged over seeds per image)."""
     if reference not in losses:
         return pd.DataFrame(columns=["comparison", "metric", "mean_diff", "ci_low", "ci_high", "wilcoxon_p", "n_images"])
-    per_loss = {}
-    for loss in losses:
-        frames = [pd.read_csv(_evaluation_dir(results, loss, s) / "per_image.csv") for s in seeds]
-        per_loss[loss] = pd.concat(frames).groupby("key")[metric].mean()
+    per_loss = {loss: per_image_means(results, loss, seeds, metric) for loss in losses}
     rows = []
     for other in losses:
         if other == reference:
@@ -66,6 +69,18 @@ def summarize_claims(claim_rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+CLAIM_SUMMARY = ("fp_far_5px_share", "fp_far_20px_share", "betti0_error_mean", "cldice_mean", "tol_f1_mean")
+
+
+def run_summary(results, name: str, seeds) -> dict:
+    """One training over ``seeds``: ``n_test``, the pooled metrics (mean over seeds) and the claim summaries
+    (pooled over seeds, :func:`summarize_claims`)."""
+    scores = pd.DataFrame([json.loads((_evaluation_dir(results, name, s) / "scores.json").read_text()) for s in seeds])
+    claims = summarize_claims(load_claims(results, [name], seeds)).iloc[0]
+    return {"n_test": int(scores["n_test"].iloc[0]), **{m: scores[m].mean() for m in METRICS},
+            **{k: claims[k] for k in CLAIM_SUMMARY}}
+
+
 def describe_run(spec: dict) -> str:
     """One line for a training's settings, e.g. ``distance: alpha=2.0, mode=soft; normalization=radius``."""
     options = ", ".join(f"{k}={v}" for k, v in sorted(spec.get("options", {}).items()))
@@ -84,32 +99,26 @@ def ablation_table(results, run_specs: dict, names, seeds, reference: str = "dic
     bootstrap interval and Wilcoxon p; empty for the reference itself or when it was not trained).
     """
     rows = []
-    per_image = {}
     for name in names:
-        scores = pd.DataFrame([json.loads((_evaluation_dir(results, name, s) / "scores.json").read_text())
-                               for s in seeds])
-        claims = summarize_claims(load_claims(results, [name], seeds)).iloc[0]
-        per_image[name] = pd.concat([pd.read_csv(_evaluation_dir(results, name, s) / "per_image.csv")
-                                     for s in seeds]).groupby("key")["dice"].mean()
         spec = run_specs[name]
-        options = spec.get("options", {})
-        rows.append({"run": name, "loss": spec["loss"], "setting": describe_run(spec),
-                     "alpha": options.get("alpha", 1.0 if spec["loss"] == "dice" else np.nan)
-                     if spec["loss"] in ("distance", "dice") else np.nan,
-                     "mode": options.get("mode", "soft") if spec["loss"] == "distance" else "",
-                     "normalization": spec["normalization"] if spec["loss"] in ("distance", "boundary") else "",
-                     "n_seeds": len(seeds), **{m: scores[m].mean() for m in METRICS},
-                     **{k: claims[k] for k in ("fp_far_5px_share", "fp_far_20px_share", "betti0_error_mean",
-                                               "cldice_mean", "tol_f1_mean")}})
+        options, loss = spec.get("options", {}), spec["loss"]
+        summary = run_summary(results, name, seeds)
+        summary.pop("n_test")  # the same test set for every row
+        rows.append({"run": name, "loss": loss, "setting": describe_run(spec),
+                     "alpha": {"dice": 1.0, "distance": options.get("alpha")}.get(loss, np.nan),
+                     "mode": options.get("mode", "soft") if loss == "distance" else "",
+                     "normalization": spec["normalization"] if loss in ("distance", "boundary") else "",
+                     "n_seeds": len(seeds), **summary})
     table = pd.DataFrame(rows)
     diff = f"diff_vs_{reference}"
     for col in (diff, "ci_low", "ci_high", "wilcoxon_p"):
         table[col] = np.nan
-    if reference in per_image:
+    if reference in names:
+        base = per_image_means(results, reference, seeds)
         for i, name in enumerate(names):
             if name == reference:
                 continue
-            joined = pd.concat([per_image[name], per_image[reference]], axis=1, keys=["a", "b"]).dropna()
+            joined = pd.concat([per_image_means(results, name, seeds), base], axis=1, keys=["a", "b"]).dropna()
             result = paired_comparison(joined["a"], joined["b"])
             table.loc[i, [diff, "ci_low", "ci_high", "wilcoxon_p"]] = [result["mean_diff"], result["ci_low"],
                                                                        result["ci_high"], result["wilcoxon_p"]]

@@ -87,7 +87,7 @@ def test_ablation_table_and_alpha_curve(tmp_path):
     for i, name in enumerate(specs):
         folder = tmp_path / "04_evaluate" / f"{name}-seed0"
         folder.mkdir(parents=True)
-        (folder / "scores.json").write_text(json.dumps({m: 0.5 + 0.01 * i for m in ["precision", "recall", "f1", "iou", "dice"]}))
+        (folder / "scores.json").write_text(json.dumps({"n_test": 4, **{m: 0.5 + 0.01 * i for m in ["precision", "recall", "f1", "iou", "dice"]}}))
         pd.DataFrame({"key": list("abcd"), "dice": np.array([0.2, 0.4, 0.6, 0.8]) + 0.01 * i}).to_csv(folder / "per_image.csv", index=False)
         pd.DataFrame({"key": list("ab"), "fp_pixels": [10, 0], "fp_far_5px": [i, 0], "fp_far_20px": [0, 0],
                       "betti0_error": [1, 0], "cldice": [0.5, 1.0], "tol_f1": [0.6, 1.0]}).to_csv(folder / "claims.csv", index=False)
