@@ -1,11 +1,13 @@
 """Losses compared in the study: BCE, Dice and the Distance-based Loss (Özcan & Schmiedecke 2024),
-and three peers beyond the paper: Focal-Tversky and Lovasz hinge (segmentation-models-pytorch's
-implementations) and the boundary loss of Kervadec et al. (a distance-aware peer).
+and peers beyond the paper: Focal-Tversky and Lovasz hinge (segmentation-models-pytorch's
+implementations), the boundary loss of Kervadec et al. (a distance-aware peer), and two thin-structure
+peers: soft clDice of Shit et al. and Skeleton Recall of Kirchhoff et al.
 
 Pure functions on probabilities/logits, thin ``nn.Module`` wrappers, one factory :func:`make_loss`.
 Every loss returned by the factory is called as ``loss(logits, target, dist)`` with float tensors of
 shape (N, 1, H, W): ``logits`` raw model outputs, ``target`` in {0, 1}, ``dist`` the normalized
-distance maps of :func:`crack_utils.distance.distance_map` (ignored by BCE and Dice).
+distance maps of :func:`crack_utils.distance.distance_map` (ignored by BCE and Dice) — or, for a loss whose
+``aux_map`` is ``"skeleton_tube"`` (Skeleton Recall), the tubed skeleton of the target (:func:`aux_map`).
 
 Empty-mask rule (crack-free images). smp's ``DiceLoss`` multiplies the loss by ``target.sum() > 0``,
 so it is 0 on a crack-free target *whatever the prediction*. Ours is not: the soft Dice is pooled over
@@ -279,6 +281,98 @@ class BoundaryLoss(nn.Module):
         return f"weight={self.weight}, radius={self.radius}"
 
 
+def soft_cldice_loss(probs: torch.Tensor, target: torch.Tensor, iterations: int = 3,
+                     smooth: float = DICE_SMOOTH) -> torch.Tensor:
+    """Soft clDice loss (Shit et al., CVPR 2021): ``1 - 2·Tprec·Tsens / (Tprec + Tsens)``, pooled over the batch.
+
+    ``Tprec = (Σ S(p)·y + s) / (Σ S(p) + s)`` (the predicted skeleton lies inside the true crack) and
+    ``Tsens = (Σ S(y)·p + s) / (Σ S(y) + s)`` (the true skeleton is covered), ``S`` the soft skeleton of
+    :func:`crack_utils.soft_skeleton.soft_skeleton`. ``probs``, ``target``: (N, 1, H, W). Empty target:
+    ``Tsens = 1`` and ``Tprec = s / (Σ S(p) + s)``, so a predicted skeleton on a crack-free batch is
+    penalized and an empty prediction costs 0. Returns a scalar in [0, 1].
+    """
+    from crack_utils.soft_skeleton import soft_skeleton
+
+    probs = _at_least_float32(probs)
+    target = target.to(probs.dtype)
+    skel_pred, skel_true = soft_skeleton(probs, iterations), soft_skeleton(target, iterations)
+    tprec = ((skel_pred * target).sum() + smooth) / (skel_pred.sum() + smooth)
+    tsens = ((skel_true * probs).sum() + smooth) / (skel_true.sum() + smooth)
+    return 1.0 - 2.0 * tprec * tsens / (tprec + tsens)
+
+
+class ClDiceLoss(nn.Module):
+    """Soft clDice next to soft Dice (Shit et al., CVPR 2021): ``(1 - w)·L_Dice + w·L_clDice``.
+
+    A thin-structure peer: clDice rewards predicted skeletons inside true cracks and true skeletons covered
+    by the prediction, i.e. connectivity rather than overlap. ``weight`` w in (0, 1] (default 0.5, the
+    paper's), ``iterations`` of the soft skeleton (default 3). Single channel: every pixel counts (see
+    :mod:`crack_utils.soft_skeleton`). Crack-free images: see :func:`soft_cldice_loss` and
+    :func:`soft_dice_loss`; false positives are penalized by both terms.
+    """
+
+    def __init__(self, weight: float = 0.5, iterations: int = 3):
+        super().__init__()
+        if not 0 < weight <= 1:
+            raise ValueError(f"clDice weight must be in (0, 1], got {weight!r}")
+        if not (isinstance(iterations, int) and iterations >= 1):
+            raise ValueError(f"clDice iterations must be an integer >= 1, got {iterations!r}")
+        self.weight, self.iterations = float(weight), iterations
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, dist: torch.Tensor | None = None) -> torch.Tensor:
+        _check_shapes(logits, target)
+        probs = torch.sigmoid(_at_least_float32(logits))
+        return ((1.0 - self.weight) * soft_dice_loss(probs, target)
+                + self.weight * soft_cldice_loss(probs, target, self.iterations))
+
+    def extra_repr(self) -> str:
+        return f"weight={self.weight}, iterations={self.iterations}"
+
+
+class SkeletonRecallLoss(nn.Module):
+    """Skeleton Recall (Kirchhoff et al., ECCV 2024) next to soft Dice:
+    ``L_Dice [+ L_BCE] + weight · (1 - (Σ p·T + s) / (Σ T + s))``, pooled over the batch.
+
+    ``T`` is the tubed skeleton of the ground truth, passed as the third argument (``aux_map =
+    "skeleton_tube"``: the loader computes it after augmentation, see :mod:`crack_utils.skeleton_tube`).
+    The recall term rewards covering every crack's centre line, not its area, so thin and faint cracks
+    count as much as wide ones. ``weight`` (default 1, the reference's); ``bce`` (default on, the reference's
+    Dice + CE + w·SkelRecall) adds binary cross-entropy. Without it, the recall term can win early in
+    training: a convergence test shows a small net stuck predicting every pixel as crack (recall 1, Dice
+    loss ≈ 0.95), which cross-entropy's per-pixel cost of false positives prevents.
+    Crack-free batches: ``Σ T = 0`` makes the recall 1 and the term 0; false positives are penalized by
+    the soft Dice of the empty target (:func:`soft_dice_loss`).
+    """
+
+    aux_map = "skeleton_tube"
+
+    def __init__(self, weight: float = 1.0, bce: bool = True, smooth: float = DICE_SMOOTH):
+        super().__init__()
+        if not weight > 0:
+            raise ValueError(f"skeleton recall weight must be > 0, got {weight!r}")
+        self.weight, self.bce, self.smooth = float(weight), bool(bce), float(smooth)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, tube: torch.Tensor) -> torch.Tensor:
+        _check_shapes(logits, target, tube)
+        logits = _at_least_float32(logits)
+        probs = torch.sigmoid(logits)
+        tube = tube.to(probs.dtype)
+        recall = ((probs * tube).sum() + self.smooth) / (tube.sum() + self.smooth)
+        loss = soft_dice_loss(probs, target) + self.weight * (1.0 - recall)
+        if self.bce:
+            loss = loss + F.binary_cross_entropy_with_logits(logits, target.to(logits.dtype))
+        return loss
+
+    def extra_repr(self) -> str:
+        return f"weight={self.weight}, bce={self.bce}"
+
+
+def aux_map(loss: nn.Module) -> str:
+    """Which auxiliary map the loss takes as its third argument: ``"distance"`` (default) or
+    ``"skeleton_tube"`` (see :data:`crack_utils.loader.AUX_MAPS`)."""
+    return getattr(loss, "aux_map", "distance")
+
+
 LOSSES: dict[str, Callable[..., nn.Module]] = {
     "bce": BCELoss,
     "dice": DiceLoss,
@@ -287,12 +381,16 @@ LOSSES: dict[str, Callable[..., nn.Module]] = {
     "focal_tversky": FocalTverskyLoss,
     "lovasz": LovaszHingeLoss,
     "boundary": BoundaryLoss,
+    # thin-structure peers (issue 13)
+    "cldice": ClDiceLoss,
+    "skeleton_recall": SkeletonRecallLoss,
 }
 
 
 def make_loss(name: str, **kwargs) -> nn.Module:
     """Build a loss by name, one of :data:`LOSSES` (``"bce"``, ``"dice"``, ``"distance"`` and the peers
-    ``"focal_tversky"``, ``"lovasz"``, ``"boundary"``); keyword options go to its class.
+    ``"focal_tversky"``, ``"lovasz"``, ``"boundary"``, ``"cldice"``, ``"skeleton_recall"``); keyword options
+    go to its class.
 
     Raises ``ValueError`` listing the valid names for an unknown one, and ``TypeError`` naming the
     accepted options for an unknown keyword.
