@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from crack_utils.config_schema import ConfigError, check_values
 from crack_utils.distance import NORMALIZATIONS
 from crack_utils.losses import LOSSES
 
@@ -18,9 +19,9 @@ DEFAULTS: dict = {
     "name": None,                      # results go to results/<name>/; defaults to the file's stem
     "description": "",
     "data": {
-        "source": "synthetic",         # "synthetic" (generated here) or "folder" (files on disk)
-        "root": "data/synthetic",      # data root; for "folder" the folder holding the datasets
-        "datasets": "all",             # list of dataset folder names under root, or "all"
+        "source": "synthetic",         # "synthetic" (generated into results/<name>/01_data/synthetic/) or "folder"
+        "root": None,                  # for "folder": a dataset folder (images/ + masks/), a folder of them, or Kaggle's
+        "datasets": "all",             # for "folder": list of dataset folder names under root, or "all"
         "synthetic": {"n_images": 240, "size": 192, "seed": 0, "crack_free_fraction": 0.15},
         "max_pairs_per_dataset": None,  # seeded subsample per dataset (whole photos), None = all
         "test_dataset": None,          # hold one dataset out as the whole test set
@@ -33,7 +34,10 @@ DEFAULTS: dict = {
     "distance": {"normalization": "radius", "radius": 20.0},
     "model": {"encoder": "resnet18", "encoder_weights": None, "dropout": 0.3},
     "training": {"epochs": 50, "batch_size": 25, "lr": 5e-4, "samples_per_epoch": None,
-                 "num_workers": 0, "device": "auto", "deterministic": True, "amp": "auto"},
+                 "num_workers": 0, "device": "auto", "deterministic": True, "amp": "auto",
+                 # training-length study: epochs after which the best weights so far are evaluated too
+                 # (04_evaluate/<name>-epoch<k>-seed<s>/), e.g. [1, 2, 5, 10]; [] for none
+                 "snapshot_epochs": []},
     "losses": ["bce", "dice", "distance"],
     "loss_options": {"distance": {"alpha": 4.0, "mode": "soft"}},
     "seeds": [0],
@@ -48,10 +52,6 @@ DEFAULTS: dict = {
 # keys whose value is a free-form mapping (not checked key by key)
 _FREE_FORM = {("loss_options",), ("data", "screening"), ("variants",)}
 VARIANT_KEYS = ("loss", "normalization", "radius")  # the other keys of a variant are loss options
-
-
-class ConfigError(ValueError):
-    """A study config that cannot be used; the message names the file and key."""
 
 
 def _merge(base: dict, override: dict, path: tuple, source: str) -> dict:
@@ -87,6 +87,10 @@ def load_config(path: str | Path) -> dict:
 
 
 def validate_config(config: dict, source: str = "config") -> None:
+    """Check every value (see :mod:`crack_utils.config_schema`) and the rules between values; raise
+    :class:`ConfigError` naming ``source`` and the key. Paths on disk are checked by :func:`check_paths`."""
+    check_values(config, source)
+    _validate_data(config, source)
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", str(config["name"])):
         raise ConfigError(f"{source}: name {config['name']!r} must use letters, digits, '_', '-', '.' only")
     if config["data"]["source"] not in ("synthetic", "folder"):
@@ -109,6 +113,71 @@ def validate_config(config: dict, source: str = "config") -> None:
     t = config["training"]
     if t["epochs"] < 1 or t["batch_size"] < 1 or t["lr"] <= 0:
         raise ConfigError(f"{source}: training.epochs, batch_size must be >= 1 and lr > 0")
+    snapshots = t["snapshot_epochs"] or []
+    if not isinstance(snapshots, list) or not all(isinstance(k, int) and 1 <= k <= t["epochs"] for k in snapshots):
+        raise ConfigError(f"{source}: training.snapshot_epochs must be a list of epochs between 1 and "
+                          f"training.epochs ({t['epochs']}), got {snapshots!r}")
+
+
+def _validate_data(config: dict, source: str) -> None:
+    """``data.root`` only with ``source: folder`` (and required there); options of each loss it accepts."""
+    from crack_utils.losses import make_loss
+
+    data = config["data"]
+    if data["source"] == "synthetic" and data["root"] is not None:
+        raise ConfigError(f"{source}: data.root is {data['root']!r} but data.source is 'synthetic' (the default), "
+                          "which generates its own data and reads no folder; to read your folder add "
+                          "`source: folder` under data:, or remove data.root for synthetic data")
+    if data["source"] == "synthetic" and data["datasets"] != "all":
+        raise ConfigError(f"{source}: data.datasets is only read with data.source: folder")
+    if data["source"] == "folder" and data["root"] is None:
+        raise ConfigError(f"{source}: data.source is 'folder' but data.root is not set; give the folder that holds "
+                          "images/ + masks/, a folder of such dataset folders, or the Kaggle train|test layout")
+    for loss in config["losses"]:
+        try:
+            make_loss(loss, **config["loss_options"].get(loss, {}))
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"{source}: loss_options.{loss}: {err}") from None
+
+
+def check_paths(config: dict, stages: list[str] | None = None, source: str = "config") -> None:
+    """Check, before anything runs, the paths the ``stages`` (None: all) will read: ``data.root`` and the
+    dataset folders it names (source ``folder``) and ``data.exclusions_file`` for the data stage;
+    ``evaluation.extra_folder`` for the evaluate stage, which must exist or be the synthetic folder this
+    study's data stage makes (``results/<name>/01_data/synthetic/<n..-s..-seed..>``, when it runs too).
+    Relative paths are relative to the repository root. Raises :class:`ConfigError` naming the key."""
+    from crack_utils.data_source import SYNTHETIC_SUBDIR, synthetic_name
+    from crack_utils.paths import from_repo
+
+    data = config["data"]
+    runs_data = stages is None or "data" in stages
+    runs_evaluate = stages is None or "evaluate" in stages
+    if data["source"] == "folder" and runs_data:
+        root = from_repo(data["root"])
+        if not root.is_dir():
+            raise ConfigError(f"{source}: data.root {data['root']!r} does not exist or is not a folder "
+                              f"(looked at {root})")
+        named = [] if data["datasets"] == "all" else list(data["datasets"])
+        for key, name in [("data.datasets", n) for n in named] + [("data.test_dataset", data["test_dataset"])]:
+            if name is not None and not (root / name).is_dir() and name != root.name:
+                raise ConfigError(f"{source}: {key} names {name!r}, but {root / name} is not a folder")
+    excl = data["exclusions_file"]
+    if excl is not None and runs_data and not from_repo(excl).is_file():
+        raise ConfigError(f"{source}: data.exclusions_file {excl!r} not found; give a CSV with columns id, reason, "
+                          "or null for no hand-kept exclusions")
+    extra = config["evaluation"]["extra_folder"]
+    if extra is not None and runs_evaluate and not from_repo(extra).is_dir():
+        own = None
+        if data["source"] == "synthetic":
+            syn = data["synthetic"]
+            own = (f"results/{config['name']}/01_data/{SYNTHETIC_SUBDIR}/"
+                   f"{synthetic_name(syn['n_images'], syn['size'], syn['seed'])}")
+        if own is None or Path(extra).as_posix().rstrip("/") != own or not runs_data:
+            raise ConfigError(
+                f"{source}: evaluation.extra_folder {extra!r} does not exist"
+                + (f" and this study does not make it (its synthetic data will be {own!r})" if own
+                   else " (this study reads data.root and makes no synthetic data)")
+                + "; point it at an images/ + masks/ folder, or remove it")
 
 
 def _validate_variants(config: dict, source: str) -> None:

@@ -62,19 +62,20 @@ def load_predictions(path, keys=None) -> np.ndarray:
 
 
 def prepare_folder(folder, size: int):
-    """Read any dataset folder (see :mod:`crack_utils.datasets`) for evaluation at ``size`` px.
+    """Read a dataset folder, a folder of them or the Kaggle layout (see :mod:`crack_utils.datasets`) for
+    evaluation at ``size`` px.
 
     Returns ``(keys, images, masks, problems)``: the usable pairs' keys (``dataset/id``) and arrays, and a
     DataFrame of the pairs that failed validation (with the ``problem`` naming the file).
     """
     from pathlib import Path
 
-    from crack_utils.datasets import read_dataset
+    from crack_utils.datasets import scan_datasets
     from crack_utils.preprocess import prepare_arrays
     from crack_utils.validation import validate_pairs
 
     folder = Path(folder)
-    pairs = validate_pairs(read_dataset(folder, folder.parent), folder.parent, progress=False)
+    pairs = validate_pairs(scan_datasets(folder).pairs, folder, progress=False)
     ok = pairs[pairs["problem"] == ""]
-    images, masks, _ = prepare_arrays(ok, folder.parent, size=size)
+    images, masks, _ = prepare_arrays(ok, folder, size=size)
     return (ok["dataset"] + "/" + ok["id"]).tolist(), images, masks, pairs[pairs["problem"] != ""]

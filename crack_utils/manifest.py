@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from crack_utils.datasets import read_datasets
+from crack_utils.datasets import OPTIONAL_PAIR_COLUMNS, read_datasets
 from crack_utils.preprocess import prepare_arrays
 from crack_utils.screening import manual_exclusion_reasons, read_exclusions, screen_labels
 from crack_utils.splitting import grouped_split
-from crack_utils.validation import validate_pairs
+from crack_utils.validation import BadPairError, validate_pairs
 
 MANIFEST_COLUMNS = [
     "key", "dataset", "id", "image_path", "mask_path", "width", "height", "crack_fraction",
@@ -28,19 +28,32 @@ MANIFEST_COLUMNS = [
 def build_manifest(data_root: str | Path, datasets: list[str] | str = "all", size: int = 128,
                    exclusions_file: str | Path | None = None, screening: dict | None = None,
                    fractions=(0.8, 0.1, 0.1), seed: int = 0, test_dataset: str | None = None,
-                   max_pairs_per_dataset: int | None = None, progress: bool = True):
+                   max_pairs_per_dataset: int | None = None, progress: bool = True,
+                   pairs: pd.DataFrame | None = None):
     """Read, validate, prepare, screen, exclude and split; returns ``(manifest, images, masks)``.
 
     ``images`` uint8 (M, size, size, 3) and ``masks`` uint8 (M, size, size) hold the M pairs that passed
     validation, in the order of ``manifest[manifest.prepared]``. ``screening``: keyword overrides for
     :func:`crack_utils.screening.screen_labels`. ``max_pairs_per_dataset``: a seeded subsample per
-    dataset, whole source groups at a time (for quick protocols); ``None`` keeps all.
+    dataset, whole source groups at a time (for quick protocols); ``None`` keeps all. ``pairs``: the pairs
+    of :func:`crack_utils.datasets.scan_datasets` when already read (else read here).
+
+    A dataset named in ``datasets`` (a list) or as ``test_dataset`` must keep at least one valid pair, else
+    :class:`crack_utils.validation.BadPairError` names it; with ``datasets="all"`` a dataset with nothing
+    usable stays in the manifest, every pair excluded with its reason, for the data summary to report.
     """
     data_root = Path(data_root)
-    pairs = read_datasets(data_root, datasets)
+    if pairs is None:
+        pairs = read_datasets(data_root, datasets)
     if max_pairs_per_dataset is not None:
         pairs = subsample_by_group(pairs, max_pairs_per_dataset, seed)
     checked = validate_pairs(pairs, data_root, progress=progress)
+    required = ([] if datasets == "all" else [datasets] if isinstance(datasets, str) else list(datasets))
+    for name in required + ([test_dataset] if test_dataset is not None else []):
+        group = checked[checked["dataset"] == name]
+        if len(group) and (group["problem"] != "").all():
+            raise BadPairError(f"dataset {name!r} has no valid image/mask pair; "
+                               f"first problem: {group['problem'].iloc[0]}")
     checked.insert(0, "key", checked["dataset"] + "/" + checked["id"])
     if checked["key"].duplicated().any():
         dups = checked.loc[checked["key"].duplicated(), "key"].tolist()[:5]
@@ -63,7 +76,8 @@ def build_manifest(data_root: str | Path, datasets: list[str] | str = "all", siz
     manifest["excluded"] = manifest["exclusion_reason"] != ""
     manifest["split"] = grouped_split(manifest, fractions=fractions, seed=seed, test_dataset=test_dataset)
     manifest["prepared"] = valid
-    return manifest[MANIFEST_COLUMNS + ["prepared"]], images, masks
+    optional = [c for c in OPTIONAL_PAIR_COLUMNS if c in manifest]  # e.g. the synthetic distractors
+    return manifest[MANIFEST_COLUMNS + optional + ["prepared"]], images, masks
 
 
 def subsample_by_group(pairs: pd.DataFrame, max_pairs: int, seed: int) -> pd.DataFrame:

@@ -17,10 +17,11 @@ def repo_root() -> Path:
 
 
 def from_repo(path: str | Path | None) -> Path | None:
-    """``path`` as an absolute path; relative paths are taken relative to the repository root."""
+    """``path`` as an absolute path; ``~`` is the home folder, other relative paths are taken relative to
+    the repository root."""
     if path is None:
         return None
-    path = Path(path)
+    path = Path(path).expanduser()
     return path if path.is_absolute() else repo_root() / path
 
 

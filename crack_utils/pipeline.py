@@ -9,7 +9,8 @@ each loss of Table 1 and each ablation/peer variant, per seed; ``<run>`` is the 
 Each run folder holds the executed notebook, its HTML rendering, ``run_metadata.json`` and the
 notebook's own outputs. A run is executed in ``.tmp-<run>`` and renamed when it succeeds, so an earlier
 successful result is replaced only by a complete new one. A failing cell stops the study with a message
-naming the notebook and cell; the failed attempt is kept as ``<run>.failed`` for inspection.
+naming the notebook and cell; the failed attempt is kept as ``<run>.failed`` for inspection. Ctrl-C stops
+with one line and exit code 130, removing the unfinished ``.tmp-<run>``; rerunning continues.
 Checkpoints live in ``results/<name>/checkpoints/<loss>-seed<k>/`` so a rerun resumes an interrupted
 training with the same parameters.
 """
@@ -26,8 +27,9 @@ from datetime import datetime
 from pathlib import Path
 
 from crack_utils import run_metadata
-from crack_utils.config import ConfigError, load_config, trainings
+from crack_utils.config import ConfigError, check_paths, load_config, trainings
 from crack_utils.paths import repo_root
+from crack_utils.training_length import budget_name
 
 NOTEBOOKS = {
     "data": "notebooks/01_clean_data.ipynb",
@@ -39,7 +41,9 @@ NOTEBOOKS = {
 }
 PUBLISHED = ("table1.csv", "table1.md", "figure2.png", "figure2_errors.png", "training_curves.png",
              "scores.csv", "aggregation_conventions.csv", "table1_stats.csv", "paired_comparisons.csv",
-             "claims_summary.csv", "claims.png", "fp_distances.png", "fp_distances.csv", "ablation.csv", "alpha_curve.png")
+             "claims_summary.csv", "claims.png", "fp_distances.png", "fp_distances.csv", "ablation.csv", "alpha_curve.png",
+             "training_length.csv", "training_length.png", "protocol.md", "extra_folder_stats.csv",
+             "extra_folder_claims.csv")
 
 
 class StudyError(RuntimeError):
@@ -84,16 +88,25 @@ def plan(config: dict) -> list[Run]:
             "LR": train["lr"], "SAMPLES_PER_EPOCH": train["samples_per_epoch"],
             "NUM_WORKERS": train["num_workers"], "DEVICE": train["device"],
             "DETERMINISTIC": train["deterministic"], "AMP": train["amp"], "NORMALIZATION": item["normalization"],
-            "RADIUS": item["radius"]}))
-        runs.append(Run("evaluate", f"04_evaluate/{tag}", {
-            "DATA_DIR": f"{base}/01_data", "TRAIN_DIR": f"{base}/03_train/{tag}", "CHECKPOINT_DIR": f"{base}/checkpoints/{tag}",
-            "CHECKPOINT": ev["checkpoint"], "THRESHOLD": ev["threshold"], "EXTRA_FOLDER": ev["extra_folder"],
-            "DEVICE": train["device"], "BATCH_SIZE": train["batch_size"]}))
+            "RADIUS": item["radius"], "SNAPSHOT_EPOCHS": list(train["snapshot_epochs"] or [])}))
+        evaluate = {"DATA_DIR": f"{base}/01_data", "TRAIN_DIR": f"{base}/03_train/{tag}",
+                    "CHECKPOINT_DIR": f"{base}/checkpoints/{tag}", "CHECKPOINT": ev["checkpoint"],
+                    "THRESHOLD": ev["threshold"], "EXTRA_FOLDER": ev["extra_folder"], "DEVICE": train["device"],
+                    "BATCH_SIZE": train["batch_size"]}
+        runs.append(Run("evaluate", f"04_evaluate/{tag}", evaluate))
+        # training-length study (Table 1's losses): the best weights as of each budget; the last epoch's is
+        # the finished training's own evaluation when that uses the best checkpoint
+        budgets = [k for k in train["snapshot_epochs"] or [] if item["name"] in config["losses"]
+                   and not (k == train["epochs"] and ev["checkpoint"] == "best")]
+        for epoch in budgets:
+            runs.append(Run("evaluate", f"04_evaluate/{budget_name(item['name'], epoch)}-seed{item['seed']}",
+                            dict(evaluate, CHECKPOINT=f"best-epoch{epoch}", EXTRA_FOLDER=None)))
     runs.append(Run("report", "05_report", {
         "RESULTS_DIR": base, "LOSSES": list(config["losses"]), "SEEDS": list(config["seeds"]),
         "DATA_DIR": f"{base}/01_data", "N_EXAMPLES": config["figure"]["n_examples"],
         "BATCH_SIZE": train["batch_size"], "RUN_SPECS": run_specs(config), "VARIANTS": list(config["variants"]),
-        "VARIANT_SEEDS": sorted({t["seed"] for t in trainings(config) if t["name"] in config["variants"]})}))
+        "VARIANT_SEEDS": sorted({t["seed"] for t in trainings(config) if t["name"] in config["variants"]}),
+        "BUDGET_EPOCHS": list(train["snapshot_epochs"] or [])}))
     return runs
 
 
@@ -164,6 +177,8 @@ def execute(run: Run, results: Path, repo: Path, kernel: str, progress: bool = T
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    from crack_utils.quiet_kernel import QuietKernelManager
+
     check_parameters(run, repo)
     final = results / run.name
     tmp = final.with_name(f".tmp-{final.name}")
@@ -175,8 +190,15 @@ def execute(run: Run, results: Path, repo: Path, kernel: str, progress: bool = T
     started, t0 = datetime.now(), time.perf_counter()
     try:
         papermill.execute_notebook(str(repo / run.notebook), str(executed), parameters=parameters,
-                                   kernel_name=kernel, cwd=str(repo), progress_bar=progress, log_output=False)
+                                   kernel_name=kernel, cwd=str(repo), progress_bar=progress, log_output=False,
+                                   kernel_manager_class=QuietKernelManager)
+    except KeyboardInterrupt:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     except PapermillExecutionError as err:
+        if err.ename == "KeyboardInterrupt":  # Ctrl-C reached the kernel first
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise KeyboardInterrupt from None
         shutil.rmtree(failed, ignore_errors=True)
         tmp.rename(failed)
         try:
@@ -208,7 +230,7 @@ def _markdown_table_html(markdown: str) -> str:
     for line in markdown.splitlines():
         if line.startswith("|") and not set(line) <= set("|-: "):
             rows.append([html.escape(c.strip()) for c in line.strip("|").split("|")])
-        elif line.strip() and not line.startswith("|"):
+        elif line.strip() and not line.startswith(("|", "Protocol:")):  # the protocol heads the page
             notes.append(html.escape(line))
     if not rows:
         return ""
@@ -230,6 +252,8 @@ def copy_published(source: Path, results: Path, names) -> None:
 
 def publish(report_dir: Path, results: Path, runs: list[Run], wall_seconds: float, stages: list[str] | None = None) -> None:
     """Copy the headline files to ``results/<name>/`` and write an index page linking every report."""
+    import html
+
     copy_published(report_dir, results, PUBLISHED)
     links = []
     for run in runs:
@@ -237,10 +261,12 @@ def publish(report_dir: Path, results: Path, runs: list[Run], wall_seconds: floa
         rel = html.relative_to(results).as_posix()
         links.append(f'<li><a href="{rel}">{run.name}</a> ({run.notebook})</li>')
     table = _markdown_table_html((results / "table1.md").read_text()) if (results / "table1.md").exists() else ""
+    protocol = (results / "protocol.md").read_text().strip() if (results / "protocol.md").exists() else ""
     beyond = "".join(f"<h3>{title}</h3><img src='{name}' style='max-width:100%'>"
                      for name, title in [("claims.png", "The paper's claims, per loss"),
                                          ("fp_distances.png", "Where the false positives are"),
-                                         ("alpha_curve.png", "The α curve")] if (results / name).exists())
+                                         ("alpha_curve.png", "The α curve"),
+                                         ("training_length.png", "Training length")] if (results / name).exists())
     if (results / "ablation.csv").exists():
         import pandas as pd
 
@@ -248,11 +274,11 @@ def publish(report_dir: Path, results: Path, runs: list[Run], wall_seconds: floa
         columns = ["run", "setting", "precision", "recall", "dice", "fp_far_20px_share", "cldice_mean", "diff_vs_dice"]
         beyond += "<h3>Ablations and peer losses</h3>" + ablation[columns].round(4).to_html(index=False, na_rep="")
     page = ("<!doctype html><meta charset='utf-8'><title>Crack-loss study: {name}</title>"
-            "<h1>Crack-loss study: {name}</h1><p>Wall time of the last pipeline run ({stages}): {wall:.0f} s; "
+            "<h1>Crack-loss study: {name}</h1><p><b>{protocol}</b></p><p>Wall time of the last pipeline run ({stages}): {wall:.0f} s; "
             "each notebook's own time is in its run_metadata.json.</p>"
             "<h2>Table 1</h2>{table}<h2>Figure 2</h2><img src='figure2.png' style='max-width:100%'>"
             "{beyond_heading}{beyond}<h2>Executed notebooks</h2><ul>{links}</ul>").format(
-        name=results.name, wall=wall_seconds, stages="stages " + ", ".join(stages) if stages else "all stages", table=table,
+        name=results.name, protocol=html.escape(protocol), wall=wall_seconds, stages="stages " + ", ".join(stages) if stages else "all stages", table=table,
         links="".join(links), beyond=beyond, beyond_heading="<h2>Beyond the paper</h2>" if beyond else "")
     (results / "report.html").write_text(page, encoding="utf-8")
 
@@ -261,6 +287,7 @@ def run_study(config_path: str | Path, stages: list[str] | None = None, progress
     """Execute every run of the study config; returns ``results/<name>``."""
     repo = repo_root()
     config = load_config(config_path)
+    check_paths(config, stages, str(config_path))
     results = repo / "results" / config["name"]
     check_writable(results)
     (results / "study_config.json").write_text(json.dumps(config, indent=2) + "\n")
@@ -272,16 +299,40 @@ def run_study(config_path: str | Path, stages: list[str] | None = None, progress
     print(f"study {config['name']!r}: {len(runs)} notebook runs; every stage is rerun (training continues from "
           "its checkpoint when the parameters and data are unchanged)", flush=True)
     t0 = time.perf_counter()
-    for i, run in enumerate(runs, 1):
-        print(f"[{i}/{len(runs)}] {run.notebook} -> results/{config['name']}/{run.name}", flush=True)
-        t_run = time.perf_counter()
-        execute(run, results, repo, kernel, progress=progress)
-        print(f"      done in {time.perf_counter() - t_run:.0f} s", flush=True)
-    wall = time.perf_counter() - t0
-    if stages is None or "report" in stages:
-        publish(results / "05_report", results, plan(config), wall, stages)
+    try:
+        for i, run in enumerate(runs, 1):
+            print(f"[{i}/{len(runs)}] {run.notebook} -> results/{config['name']}/{run.name}", flush=True)
+            t_run = time.perf_counter()
+            final = execute(run, results, repo, kernel, progress=progress)
+            print(f"      done in {time.perf_counter() - t_run:.0f} s", flush=True)
+            if run.stage == "data":
+                print_data_summary(final)
+        wall = time.perf_counter() - t0
+        if stages is None or "report" in stages:
+            publish(results / "05_report", results, plan(config), wall, stages)
+    except KeyboardInterrupt:
+        remove_unfinished(results)
+        raise
     print(f"study {config['name']!r} finished in {wall:.0f} s; see results/{config['name']}/report.html", flush=True)
     return results
+
+
+def print_data_summary(run_dir: Path) -> None:
+    """Print the data stage's summary (pairs found, used, excluded by reason; folders not read)."""
+    from crack_utils.data_report import read_summary
+
+    text = read_summary(run_dir)
+    if text:
+        print("\n".join("      " + line for line in text.splitlines()), flush=True)
+
+
+def remove_unfinished(results: Path) -> None:
+    """Remove the ``.tmp-*`` runs and files of an interrupted study (finished runs are untouched)."""
+    for leftover in [*results.glob(".tmp-*"), *results.glob("*/.tmp-*")]:
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -299,6 +350,10 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as err:  # e.g. a results folder that became unwritable mid-run
         print(f"\nThe study stopped: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("\nInterrupted (Ctrl-C): the unfinished run was removed, finished runs are kept; rerun the same "
+              "command to continue (training resumes from its last checkpoint).", file=sys.stderr)
+        return 130
     return 0
 
 

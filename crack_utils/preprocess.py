@@ -23,7 +23,7 @@ from PIL import Image
 from scipy import ndimage
 from crack_utils.progress import progress_bar
 
-from crack_utils.validation import read_image, read_mask
+from crack_utils.validation import read_pair
 
 
 def resize_image(image: np.ndarray, size: int) -> np.ndarray:
@@ -81,8 +81,7 @@ def prepare_arrays(manifest: pd.DataFrame, data_root: str | Path, size: int = 12
     stats = []
     rows = manifest[["image_path", "mask_path"]].itertuples(index=False)
     for i, (image_path, mask_path) in enumerate(progress_bar(rows, total=n, desc=f"resizing to {size}px", enabled=progress)):
-        image = read_image(data_root / image_path)
-        mask, _ = read_mask(data_root / mask_path)
+        image, mask, _ = read_pair(data_root / image_path, data_root / mask_path)
         images[i] = resize_image(image, size)
         masks[i] = resize_mask(mask, size)
         stats.append(label_statistics(images[i], masks[i]))

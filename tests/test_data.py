@@ -73,7 +73,7 @@ def test_kaggle_layout(tmp_path):
     pairs = datasets.read_datasets(root)
     assert sorted(pairs.orig_split.unique()) == ["test", "train"]
     assert pairs.loc[pairs.id.str.contains("361"), "source_group"].item() == "CRACK500_20160222_080850"
-    checked = validation.validate_pairs(pairs, root.parent, progress=False)
+    checked = validation.validate_pairs(pairs, root, progress=False)  # paths are relative to the data root
     assert (checked.problem == "").all()
 
 

@@ -1,0 +1,74 @@
+"""The training-length study: the same trainings scored at several budgets (passes over the training split).
+
+A training run with ``training.snapshot_epochs: [k1, k2, ...]`` keeps the best weights as of each epoch
+``k`` (``checkpoints/<tag>/best-epoch<k>.pt``, see :mod:`crack_utils.training`), and the pipeline evaluates
+each like a finished training into ``04_evaluate/<name>-epoch<k>-seed<s>/``. With the paper's constant
+learning rate this equals separate trainings of ``k`` epochs (same seeded streams), at the cost of one.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from crack_utils.report import run_summary
+
+COLUMNS = ("loss", "seed", "epochs", "passes", "best_epoch", "precision", "recall", "f1", "iou", "dice",
+           "fp_far_5px_share", "fp_far_20px_share", "betti0_error_mean", "cldice_mean", "tol_f1_mean", "n_test")
+
+
+def budget_name(name: str, epoch: int) -> str:
+    """Run name of ``name``'s best weights as of ``epoch`` (a training-length budget): ``<name>-epoch<k>``."""
+    return f"{name}-epoch{int(epoch)}"
+
+
+def budget_run(results, name: str, seed: int, epoch: int) -> str:
+    """The evaluation run that holds ``name``'s best weights as of ``epoch``: the finished training's own
+    evaluation when it trained exactly ``epoch`` epochs and was scored with its best checkpoint (the
+    pipeline then makes no separate budget run), else :func:`budget_name`."""
+    results = Path(results)
+    final = results / "04_evaluate" / f"{name}-seed{seed}" / "scores.json"
+    trained = json.loads((results / "03_train" / f"{name}-seed{seed}" / "training_summary.json").read_text())["epochs"]
+    if int(trained) == int(epoch) and json.loads(final.read_text()).get("checkpoint") == "best":
+        return name
+    return budget_name(name, epoch)
+
+
+def passes_per_epoch(results, name: str, seed: int) -> float:
+    """Passes over the training split that one epoch of training ``<name>-seed<seed>`` made:
+    ``SAMPLES_PER_EPOCH / training images`` (1.0 when every epoch draws the whole split)."""
+    train_dir = Path(results) / "03_train" / f"{name}-seed{seed}"
+    n_train = json.loads((train_dir / "training_summary.json").read_text())["train_images"]
+    per_epoch = json.loads((train_dir / "run_metadata.json").read_text())["parameters"]["SAMPLES_PER_EPOCH"]
+    return 1.0 if per_epoch is None else min(int(per_epoch), n_train) / n_train
+
+
+def training_length_table(results, names, seeds, budget_epochs) -> pd.DataFrame:
+    """One row per training (``names`` × ``seeds``) and budget (``budget_epochs``), columns :data:`COLUMNS`.
+
+    ``passes`` = epochs × passes per epoch; ``best_epoch`` the epoch whose weights the budget evaluated
+    (best validation Dice up to the budget); metrics pooled over the test split, claim summaries as in
+    :func:`crack_utils.report.summarize_claims`.
+    """
+    rows = []
+    for name in names:
+        for seed in seeds:
+            per_epoch = passes_per_epoch(results, name, seed)
+            for epoch in sorted(budget_epochs):
+                run = budget_run(results, name, seed, epoch)
+                scores = json.loads((Path(results) / "04_evaluate" / f"{run}-seed{seed}" / "scores.json").read_text())
+                rows.append({"loss": name, "seed": seed, "epochs": int(epoch), "passes": epoch * per_epoch,
+                             "best_epoch": int(scores["epoch"]), **run_summary(results, run, [seed])})
+    return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def ranking_by_budget(table: pd.DataFrame, metric: str = "dice") -> pd.DataFrame:
+    """Losses ordered by ``metric`` (mean over seeds) at each budget: one row per budget, ``rank_1`` the best."""
+    means = table.groupby(["passes", "loss"], sort=True)[metric].mean().reset_index()
+    rows = []
+    for passes, group in means.groupby("passes"):
+        ordered = group.sort_values(metric, ascending=False)
+        rows.append({"passes": passes, **{f"rank_{i + 1}": f"{r.loss} ({getattr(r, metric):.3f})"
+                                          for i, r in enumerate(ordered.itertuples())}})
+    return pd.DataFrame(rows)
