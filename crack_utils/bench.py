@@ -8,7 +8,13 @@ Prints the device, threads and versions, then one ``name: value`` line per figur
 * ``loader_over_model_ratio`` — end-to-end training images/s (DataLoader, augmentation, distance maps)
   over model-only images/s on pre-made tensors;
 * ``distance_maps_per_s_448`` and ``distance_maps_per_s_128``;
-* ``eval_img_per_s``.
+* ``eval_img_per_s``;
+* ``cpu_bf16_over_fp32_step_ratio`` (CPU only) — fp32 time per training step over bf16-autocast time,
+  interleaved: above 1, bf16 is faster on this CPU (see ``training.resolve_amp``);
+* ``train_gflop_per_image`` — counted by torch's ``FlopCounterMode`` (forward and backward);
+  ``train_gflop_per_s`` — that times the best training images/s; ``gemm_gflop_per_s`` — a large fp32 (or,
+  with ``--amp``, bf16) matrix product, the practical peak of this device; ``train_over_gemm_flops_ratio``
+  — how close the training step gets to it.
 
 Real data: the prepared arrays of a study (``--data results/<name>/01_data``) when given and present,
 otherwise synthetic pairs made on the fly. Speed targets live here, not in timed tests.
@@ -31,7 +37,8 @@ from crack_utils.preprocess import load_cache, resize_image, resize_mask
 
 FIGURES = ("train_img_per_s_bce", "train_img_per_s_dice", "train_img_per_s_distance",
            "distance_over_dice_step_ratio", "loader_over_model_ratio", "distance_maps_per_s_448",
-           "distance_maps_per_s_128", "eval_img_per_s")
+           "distance_maps_per_s_128", "eval_img_per_s", "cpu_bf16_over_fp32_step_ratio", "train_gflop_per_image",
+           "train_gflop_per_s", "gemm_gflop_per_s", "train_over_gemm_flops_ratio")
 
 
 def _synthetic_arrays(n: int, size: int, seed: int = 0):
@@ -55,6 +62,25 @@ def _timed(fn, repeats: int) -> list[float]:
 def _sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize()
+
+
+def flop_figures(net, x, train_step, batch_size: int, img_per_s: float, dev, amp: bool) -> dict[str, float]:
+    """Counted FLOPs of one training step per image, the achieved FLOP/s and a GEMM reference (see the
+    module docstring)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        train_step()
+    per_image = counter.get_total_flops() / batch_size / 1e9
+    dtype = torch.bfloat16 if amp else torch.float32
+    n = 2048
+    a, b = torch.randn(n, n, device=dev, dtype=dtype), torch.randn(n, n, device=dev, dtype=dtype)
+    a @ b
+    _sync(dev)
+    gemm = 2 * n ** 3 / statistics.median(_timed(lambda: (a @ b, _sync(dev)), 3)) / 1e9
+    return {"train_gflop_per_image": per_image, "train_gflop_per_s": per_image * img_per_s,
+            "gemm_gflop_per_s": gemm, "train_over_gemm_flops_ratio": per_image * img_per_s / gemm}
 
 
 def run(data_dir: str | None = None, steps: int = 4, batch_size: int = 25, size: int = 128,
@@ -84,9 +110,9 @@ def run(data_dir: str | None = None, steps: int = 4, batch_size: int = 25, size:
     dist = torch.from_numpy(distance.distance_maps(y_np)[:, None]).to(dev)
     loss_fns = {name: losses.make_loss(name) for name in ("bce", "dice", "distance")}
 
-    def step(loss_name: str, with_maps: bool = False):
+    def step(loss_name: str, with_maps: bool = False, bf16: bool = amp):
         d = torch.from_numpy(distance.distance_maps(y_np)[:, None]).to(dev) if with_maps else dist
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
             out = net(x)
         loss = loss_fns[loss_name](out, y, d)
         opt.zero_grad(set_to_none=True)
@@ -108,6 +134,17 @@ def run(data_dir: str | None = None, steps: int = 4, batch_size: int = 25, size:
         dist_t = _timed(lambda: step("distance", with_maps=True), 1)[0]
         ratios.append(dist_t / dice_t)
     results["distance_over_dice_step_ratio"] = statistics.median(ratios)
+
+    if dev.type == "cpu":
+        step("distance", bf16=True)  # warm-up of the bf16 kernels
+        precision_ratios = []
+        for _ in range(steps):
+            fp32_t = _timed(lambda: step("distance", bf16=False), 1)[0]
+            bf16_t = _timed(lambda: step("distance", bf16=True), 1)[0]
+            precision_ratios.append(fp32_t / bf16_t)
+        results["cpu_bf16_over_fp32_step_ratio"] = statistics.median(precision_ratios)
+    results.update(flop_figures(net, x, lambda: step("distance"), batch_size,
+                                max(results[f"train_img_per_s_{n}"] for n in ("bce", "dice", "distance")), dev, amp))
 
     dataset = CrackDataset(images, masks, augment=augment.training_augmentation(seed=0))
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=0, drop_last=True,
@@ -167,13 +204,15 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     info = run_metadata.device_description()
     versions = run_metadata.package_versions(("torch", "segmentation-models-pytorch", "albumentations", "scipy"))
-    print(f"device: {info.get('gpu', 'cpu')} | torch threads {info['torch_threads']} | cpus {info['cpu_count']}")
+    print(f"device: {info.get('gpu', 'cpu')} | cpu {info['cpu_model']} ({info['cpu_isa']}, native bf16 "
+          f"{info['cpu_native_bf16']}) | torch threads {info['torch_threads']} | cpus {info['cpu_count']}")
     print("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
     print(f"settings: encoder {args.encoder}, batch {args.batch_size}, 128 px, steps {args.steps}, amp {args.amp}", flush=True)
     results = run(args.data, steps=args.steps, batch_size=args.batch_size, encoder=args.encoder,
                   device=args.device, amp=args.amp)
     for name in FIGURES:
-        print(f"{name}: {results[name]:.3f}")
+        if name in results:
+            print(f"{name}: {results[name]:.3f}")
     return 0
 
 

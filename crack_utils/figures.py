@@ -11,14 +11,21 @@ import seaborn as sns
 
 from crack_utils.tables import LOSS_LABELS
 
-def choose_examples(manifest_rows: pd.DataFrame, n: int = 4) -> list[str]:
+def choose_examples(manifest_rows: pd.DataFrame, n: int = 4, prefer_distractors: bool = True) -> list[str]:
     """Deterministic Figure 2 choice of ``n`` keys among pairs with cracks.
 
     Datasets are visited in name order, round-robin; within a dataset the first pick is the pair at the
     median crack fraction, later picks the next quantiles (ties broken by key). With one dataset this
-    spreads the picks over the crack-fraction range.
+    spreads the picks over the crack-fraction range. With ``prefer_distractors`` and a ``distractors``
+    column (the synthetic data records its stains, joints and shadows), pairs with a crack-like distractor
+    (a joint or a stain) are chosen when there are at least ``n``, so the figure shows where each loss
+    puts false positives.
     """
     rows = manifest_rows[manifest_rows["crack_fraction"] > 0]
+    if prefer_distractors and "distractors" in rows:
+        with_distractor = rows[rows["distractors"].fillna("").astype(str).str.contains("joint|stain")]
+        if len(with_distractor) >= n:
+            rows = with_distractor
     if rows.empty:
         rows = manifest_rows
     groups = {name: g.sort_values(["crack_fraction", "key"])["key"].tolist()
@@ -39,7 +46,9 @@ def _spread(keys: list[str], n: int) -> list[str]:
     positions = np.linspace(0, len(keys) - 1, min(n, len(keys)) + 2)[1:-1].round().astype(int)
     middle = len(keys) // 2
     order = sorted(dict.fromkeys(positions.tolist()), key=lambda p: (abs(p - middle), p))
-    return [keys[p] for p in order]
+    # few keys: rounding can pick one position twice; fill up with the keys nearest the median
+    rest = sorted(set(range(len(keys))) - set(order), key=lambda p: (abs(p - middle), p))
+    return [keys[p] for p in (order + rest)[:n]]
 
 
 def figure2(images: np.ndarray, masks: np.ndarray, predictions: dict[str, np.ndarray], keys=None,
@@ -163,6 +172,28 @@ def alpha_curve(curve: pd.DataFrame, reference: pd.Series | None = None):
         ax.set_xlabel("α")
         ax.set_title(title, fontsize=10)
     axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def training_length(table: pd.DataFrame):
+    """Pooled Dice, share of false positives > 20 px from a crack and mean Betti-0 error against passes
+    over the training split, one line per loss (mean over seeds, points per seed).
+
+    ``table``: rows of :func:`crack_utils.training_length.training_length_table`.
+    """
+    panels = [("dice", "pooled Dice"), ("fp_far_20px_share", "share of FP pixels > 20 px from a crack"),
+              ("betti0_error_mean", "mean Betti-0 error (components)")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.3))
+    data = table.assign(loss=table["loss"].map(lambda n: LOSS_LABELS.get(n, n)))
+    for ax, (column, title) in zip(axes, panels):
+        sns.lineplot(data=data, x="passes", y=column, hue="loss", marker="o", errorbar=None, ax=ax,
+                     legend=ax is axes[0])
+        if data["seed"].nunique() > 1:
+            sns.scatterplot(data=data, x="passes", y=column, hue="loss", ax=ax, legend=False, alpha=0.4, s=14)
+        ax.set_xlabel("passes over the training split")
+        ax.set_ylabel("")
+        ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
 

@@ -50,9 +50,10 @@ def paired_comparisons(results, losses, seeds, reference: str = "distance", metr
     return pd.DataFrame(rows)
 
 
-def load_claims(results, losses, seeds) -> pd.DataFrame:
-    """All per-image claim metrics (notebook 04's ``claims.csv``) with ``loss`` and ``seed`` columns."""
-    frames = [pd.read_csv(_evaluation_dir(results, loss, s) / "claims.csv").assign(loss=loss, seed=s)
+def load_claims(results, losses, seeds, file: str = "claims.csv") -> pd.DataFrame:
+    """All per-image claim metrics (notebook 04's ``claims.csv``, or ``extra_claims.csv`` for the extra
+    folder) with ``loss`` and ``seed`` columns."""
+    frames = [pd.read_csv(_evaluation_dir(results, loss, s) / file).assign(loss=loss, seed=s)
               for loss in losses for s in seeds]
     return pd.concat(frames, ignore_index=True)
 
@@ -162,3 +163,56 @@ def false_positive_distance_histogram(results, losses, seeds, test_masks: np.nda
             rows.append({"loss": loss, "from_px": lo, "to_px": hi, "pixels": int(n), "share": n / total,
                          "cumulative_share": cum / total})
     return pd.DataFrame(rows)
+
+
+def protocol_text(results, names, seeds, image_size: int) -> str:
+    """One sentence stating the training protocol of the trainings ``names`` × ``seeds`` of a study, from
+    their ``run_metadata.json`` parameters and ``training_summary.json``: images, size, epochs, passes over
+    the training split, batch, learning rate, seeds, device and precision, next to the paper's 50 epochs.
+    Settings that differ between trainings are given as ranges (e.g. ``1.3-2.6 passes``)."""
+    rows = []
+    for name in names:
+        for seed in seeds:
+            folder = Path(results) / "03_train" / f"{name}-seed{seed}"
+            summary = json.loads((folder / "training_summary.json").read_text())
+            p = json.loads((folder / "run_metadata.json").read_text())["parameters"]
+            n_train = int(summary["train_images"])
+            per_epoch = n_train if p["SAMPLES_PER_EPOCH"] is None else min(int(p["SAMPLES_PER_EPOCH"]), n_train)
+            epochs = int(summary["epochs"])
+            device = summary.get("device", p["DEVICE"])
+            precision = summary.get("precision") or (
+                "bf16 autocast" if p["AMP"] is True or (p["AMP"] == "auto" and str(device).startswith("cuda")) else "fp32")
+            rows.append({"n_train": n_train, "per_epoch": per_epoch, "epochs": epochs,
+                         "passes": epochs * per_epoch / n_train, "batch": p["BATCH_SIZE"], "lr": p["LR"],
+                         "encoder": p["ENCODER"], "device": f"{device}, {precision}"})
+    frame = pd.DataFrame(rows)
+
+    def span(column, fmt="{}"):
+        low, high = frame[column].min(), frame[column].max()
+        return fmt.format(low) if low == high else f"{fmt.format(low)}-{fmt.format(high)}"
+
+    images = "all" if (frame.per_epoch == frame.n_train).all() else span("per_epoch", "{:,}")
+    seed_list = ", ".join(str(s) for s in seeds)
+    return (f"Protocol: U-Net ({span('encoder')}), {span('n_train', '{:,}')} training images at {image_size} px; "
+            f"{span('epochs')} epochs × {images} images = {span('passes', '{:.1f}')} passes over the training "
+            f"split (the paper: 50 epochs); batch {span('batch')}, Adam lr {span('lr', '{:g}')}; "
+            f"seed(s) {seed_list}; device {', '.join(sorted(frame.device.unique()))}.")
+
+
+def extra_folder_summary(results, losses, seeds) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame] | None:
+    """The trainings scored on an extra folder (``evaluation.extra_folder``), as for the test split:
+    ``(scores, seed_stats, claims_summary)`` — one row per (loss, seed) with the pooled and macro metrics
+    and the folder; :func:`seed_statistics` of them; :func:`summarize_claims` pooled over seeds. ``None``
+    when no training of ``losses`` × ``seeds`` was scored on an extra folder; a ValueError naming the
+    missing runs when only some were."""
+    paths = {(loss, s): _evaluation_dir(results, loss, s) / "extra_scores.json" for loss in losses for s in seeds}
+    present = {k: p for k, p in paths.items() if p.is_file()}
+    if not present:
+        return None
+    if len(present) < len(paths):
+        missing = ", ".join(f"{loss}-seed{s}" for (loss, s) in paths if (loss, s) not in present)
+        raise ValueError(f"only some trainings were scored on the extra folder; missing: {missing}. "
+                         "Rerun notebook 04 for them with the same EXTRA_FOLDER.")
+    scores = pd.DataFrame([{"loss": loss, "seed": s, **json.loads(p.read_text())} for (loss, s), p in present.items()])
+    claims = summarize_claims(load_claims(results, losses, seeds, file="extra_claims.csv"))
+    return scores, seed_statistics(scores), claims

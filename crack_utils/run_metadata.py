@@ -39,10 +39,27 @@ def package_versions(names=PACKAGES) -> dict:
     return out
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else :func:`platform.processor`)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def device_description() -> dict:
+    """Threads, CPUs, the CPU model and the instruction set torch uses (``cpu_isa``: kernels, and hence the
+    last digits of results, differ between e.g. AVX2 and AVX-512 machines), native bf16, GPU name."""
     import torch
 
-    info = {"torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "cuda": torch.cuda.is_available()}
+    from crack_utils.training import native_cpu_bf16
+
+    info = {"torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "cuda": torch.cuda.is_available(),
+            "cpu_model": cpu_model(), "cpu_isa": torch.backends.cpu.get_cpu_capability(),
+            "cpu_native_bf16": native_cpu_bf16()}
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     info["platform"] = platform.platform()

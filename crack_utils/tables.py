@@ -43,8 +43,10 @@ def build_table1(scores: pd.DataFrame) -> pd.DataFrame:
                              kind="stable").reset_index(drop=True)
 
 
-def table1_markdown(table: pd.DataFrame, convention: str = "pooled") -> str:
-    """The paper's shape: rows are metrics, columns ``<loss> (ours)`` and ``<loss> (paper)`` per loss."""
+def table1_markdown(table: pd.DataFrame, convention: str = "pooled", protocol: str | None = None) -> str:
+    """The paper's shape: rows are metrics, columns ``<loss> (ours)`` and ``<loss> (paper)`` per loss;
+    ``protocol`` (e.g. :func:`crack_utils.report.protocol_text`) as a first paragraph, so no reader takes a
+    reduced run for the paper's protocol."""
     column = {"pooled": "ours_pooled", "macro": "ours_macro"}[convention]
     losses = list(dict.fromkeys(table["loss"]))
     header = ["Metric"]
@@ -67,4 +69,5 @@ def table1_markdown(table: pd.DataFrame, convention: str = "pooled") -> str:
     n = int(table["n_seeds"].max())
     note += f"Mean over {n} seed(s)" + (" ± standard deviation." if n > 1 else ".")
     note += " Paper: Özcan & Schmiedecke (2024), Table 1, aggregation not stated."
-    return "\n".join(lines) + "\n\n" + note + "\n"
+    head = f"{protocol}\n\n" if protocol else ""
+    return head + "\n".join(lines) + "\n\n" + note + "\n"

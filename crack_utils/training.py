@@ -1,8 +1,15 @@
 """Training loop: Adam, per-epoch history, checkpoints every epoch, resume, divergence check.
 
-Checkpoints (``last.pt`` every epoch, ``best.pt`` at the best validation Dice) hold the model, optimizer,
-epoch, history and RNG states, written under a temporary name and renamed, so a killed run never leaves a
-half-written checkpoint. With ``resume=True`` a rerun continues from ``last.pt``.
+Checkpoints, each written under a temporary name and renamed, so a killed run never leaves a half-written one:
+
+* ``last.pt`` (every epoch): what resuming needs — model, optimizer, epoch, history and RNG states.
+  With ``resume=True`` a rerun continues from it.
+* ``best.pt`` (at the best validation Dice so far): what evaluation needs — the weights, the epoch and
+  the history up to it (no optimizer state: a third of the size).
+* ``best-epoch<k>.pt`` for each ``k`` in ``snapshot_epochs``: the best weights *as of* epoch ``k``, i.e.
+  exactly the ``best.pt`` a training of ``k`` epochs would have left. With the paper's constant learning
+  rate, evaluating these snapshots of one long training is the same as training each budget separately
+  (same seeded sampling, augmentation and dropout streams); the training-length study relies on that.
 """
 from __future__ import annotations
 
@@ -74,15 +81,16 @@ def train(model: torch.nn.Module, loss_fn, train_set, val_set, out_dir: str | Pa
           checkpoint_dir: str | Path | None = None, epochs: int = 50,
           batch_size: int = 25, lr: float = 5e-4, device: torch.device | str = "cpu", seed: int = 0,
           samples_per_epoch: int | None = None, num_workers: int = 0, resume: bool = True,
-          amp: bool | str = "auto", progress: bool = True) -> pd.DataFrame:
+          amp: bool | str = "auto", progress: bool = True, snapshot_epochs=()) -> pd.DataFrame:
     """Train ``model`` with Adam on ``train_set``; returns the per-epoch history.
 
     Both sets yield ``(image, mask, dist)``. ``samples_per_epoch``: images drawn (without replacement,
     seeded by ``(seed, epoch)``) per epoch, ``None`` for the whole training split. Writes ``last.pt`` and ``best.pt`` to
     ``checkpoint_dir`` (default ``out_dir/checkpoints``) and ``out_dir/history.csv`` (columns ``epoch, train_loss, val_loss, val_precision,
     val_recall, val_f1, val_iou, val_dice, lr, seconds``). Raises :class:`TrainingDivergedError` on a
-    NaN/inf loss. ``amp``: bf16 autocast for the forward pass (``"auto"``: on CUDA only); losses are
-    computed in float32 either way.
+    NaN/inf loss. ``amp``: bf16 autocast for the forward pass (``"auto"``: see :func:`resolve_amp`); losses
+    are computed in float32 either way.
+    ``snapshot_epochs``: epochs after which the best weights so far are kept as ``best-epoch<k>.pt``.
     """
     out_dir = Path(out_dir)
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else out_dir / "checkpoints"
@@ -105,7 +113,7 @@ def train(model: torch.nn.Module, loss_fn, train_set, val_set, out_dir: str | Pa
         _set_rng_state(state["rng"])
     sampler = EpochSampler(len(train_set), samples_per_epoch, seed=seed)
     pin = device.type == "cuda"
-    use_amp = (device.type == "cuda") if amp == "auto" else bool(amp)
+    use_amp = resolve_amp(amp, device)
     train_loader = DataLoader(train_set, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
                               pin_memory=pin, persistent_workers=num_workers > 0, drop_last=False)
     val_loader = DataLoader(val_set, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=pin)
@@ -143,7 +151,10 @@ def train(model: torch.nn.Module, loss_fn, train_set, val_set, out_dir: str | Pa
                  "history": history, "rng": _rng_state()}
         if row["val_dice"] > best:
             best = row["val_dice"]
-            atomic_torch_save(state, ckpt_dir / "best.pt")
+            atomic_torch_save(weights_only(state), ckpt_dir / "best.pt")
+        if epoch + 1 in set(snapshot_epochs):
+            snapshot = torch.load(ckpt_dir / "best.pt", map_location="cpu", weights_only=False)
+            atomic_torch_save(snapshot, ckpt_dir / snapshot_name(epoch + 1))
         atomic_torch_save(state, last)
         if progress:
             print(f"epoch {epoch + 1}/{epochs}: train_loss {row['train_loss']:.4f}  val_loss {row['val_loss']:.4f}  "
@@ -151,6 +162,45 @@ def train(model: torch.nn.Module, loss_fn, train_set, val_set, out_dir: str | Pa
     frame = pd.DataFrame(history)
     frame.to_csv(out_dir / "history.csv", index=False)
     return frame
+
+
+def native_cpu_bf16() -> bool:
+    """Whether this CPU runs bf16 convolutions natively (oneDNN's check: AVX-512 BF16 or AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_amp(amp: bool | str, device: torch.device | str) -> bool:
+    """Whether to train with bf16 autocast: ``True``/``False`` as given; ``"auto"``: on CUDA, and on CPUs
+    with native bf16 (:func:`native_cpu_bf16`). Measured (``make bench``, figure
+    ``cpu_bf16_over_fp32_step_ratio``): on an AVX2-only CPU bf16 autocast is ~14x *slower* than fp32,
+    so ``"auto"`` never turns it on there."""
+    if amp != "auto":
+        return bool(amp)
+    device = torch.device(device)
+    return device.type == "cuda" or (device.type == "cpu" and native_cpu_bf16())
+
+
+def plateau_reached(history: pd.DataFrame, epochs: int = 2, tolerance: float = 0.01) -> bool:
+    """Whether validation Dice improved by less than ``tolerance`` over the last ``epochs`` epochs:
+    ``val_dice[-1] - val_dice[-1 - epochs] < tolerance`` (a drop counts as a plateau). ``False`` when the
+    history has fewer than ``epochs + 1`` epochs (too short to tell)."""
+    dice = pd.Series(history["val_dice"], dtype=float).reset_index(drop=True)
+    if len(dice) <= epochs:
+        return False
+    return bool(dice.iloc[-1] - dice.iloc[-1 - epochs] < tolerance)
+
+
+def weights_only(state: dict) -> dict:
+    """The part of a training state that evaluation needs: weights, epoch and history (no optimizer)."""
+    return {"model": state["model"], "epoch": state["epoch"], "history": state["history"]}
+
+
+def snapshot_name(epoch: int) -> str:
+    """File name of the best-weights-as-of-``epoch`` snapshot (see the module docstring)."""
+    return f"best-epoch{int(epoch)}.pt"
 
 
 def load_checkpoint(model: torch.nn.Module, path: str | Path, device="cpu") -> dict:

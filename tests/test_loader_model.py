@@ -171,3 +171,51 @@ def test_alpha_one_trains_exactly_like_dice(tmp_path):
     for a, b in zip(net_a1.parameters(), net_dice.parameters()):
         assert torch.equal(a, b)
     assert h_a4.train_loss.tolist() != h_dice.train_loss.tolist()  # alpha does matter
+
+
+def test_snapshots_equal_the_best_checkpoint_of_shorter_trainings(tmp_path):
+    # The training-length study evaluates best-epoch<k>.pt of one long training instead of training each
+    # budget separately; that is only honest if the snapshot is exactly what a k-epoch training leaves.
+    rng = np.random.default_rng(2)
+    images = rng.integers(0, 255, (6, 32, 32, 3), dtype=np.uint8)
+    masks = np.zeros((6, 32, 32), np.uint8)
+    masks[:, 7, :] = 1
+    ds = CrackDataset(images, masks, augment=augment.training_augmentation(), seed=0)
+
+    def run(epochs, folder, snapshots=()):
+        torch.manual_seed(0)
+        net = models.build_model(decoder_channels=(16, 8, 8, 8, 8))
+        return training.train(net, _dice(), ds, ds, folder, epochs=epochs, batch_size=3, progress=False,
+                              seed=0, snapshot_epochs=snapshots)
+
+    long = run(3, tmp_path / "long", snapshots=[1, 2])
+    short = run(2, tmp_path / "short")
+    ckpt = tmp_path / "long" / "checkpoints"
+    assert sorted(p.name for p in ckpt.glob("best-epoch*.pt")) == ["best-epoch1.pt", "best-epoch2.pt"]
+    snapshot = torch.load(ckpt / training.snapshot_name(2), weights_only=False)
+    best_short = torch.load(tmp_path / "short" / "checkpoints" / "best.pt", weights_only=False)
+    assert snapshot["epoch"] == best_short["epoch"] == int(short.val_dice.idxmax()) + 1
+    for key, value in best_short["model"].items():
+        assert torch.equal(snapshot["model"][key], value), key
+    assert snapshot["epoch"] <= 2 and len(long) == 3
+    # best.pt holds what evaluation needs, last.pt what resuming needs
+    assert "optimizer" not in best_short and "optimizer" in torch.load(ckpt / "last.pt", weights_only=False)
+
+
+def test_plateau_rule_on_history_tables():
+    import pandas as pd
+
+    def plateau(values, **kw):
+        return training.plateau_reached(pd.DataFrame({"val_dice": values}), **kw)
+
+    assert plateau([0.2, 0.5, 0.60, 0.605, 0.609])          # +0.009 over the last two epochs
+    assert not plateau([0.2, 0.5, 0.60, 0.605, 0.611])      # +0.011: still learning
+    assert plateau([0.3, 0.6, 0.58, 0.55])                  # falling counts as no improvement
+    assert not plateau([0.28, 0.21])                        # too short to tell (the old default study)
+    assert not plateau([0.1, 0.2, 0.3, 0.305], epochs=3)
+    assert plateau([0.1, 0.2, 0.3, 0.305], epochs=1)
+
+
+def test_auto_precision_follows_the_hardware():
+    assert training.resolve_amp(True, "cpu") and not training.resolve_amp(False, "cpu")
+    assert training.resolve_amp("auto", "cpu") == training.native_cpu_bf16()

@@ -66,8 +66,18 @@ def test_tiny_study_end_to_end():
     assert {"epoch", "train_loss", "val_loss", "val_dice"} <= set(history.columns)
     per_image = pd.read_csv(out / "04_evaluate" / "bce-seed0" / "per_image.csv")
     assert {"key", "dataset", *METRICS, "tp", "fp", "fn"} <= set(per_image.columns)
+    for name in ("extra_folder_stats.csv", "extra_folder_claims.csv", "protocol.md"):
+        assert (out / name).is_file(), name
+    extra_stats = pd.read_csv(out / "extra_folder_stats.csv")
+    assert set(extra_stats.loss) == {"bce", "dice", "distance"} and {"mean", "std", "ci_low"} <= set(extra_stats.columns)
+    assert {"fp_far_20px_share", "betti0_error_mean", "cldice_mean"} <= set(pd.read_csv(out / "extra_folder_claims.csv").columns)
+    assert {"fp_far_5px", "cldice"} <= set(pd.read_csv(out / "04_evaluate" / "bce-seed0" / "extra_claims.csv").columns)
+    protocol = (out / "protocol.md").read_text()
+    assert protocol.startswith("Protocol: U-Net (resnet18)") and "2 epochs × 16 images" in protocol
+    assert (out / "table1.md").read_text().startswith(protocol.strip()) and protocol.strip() in page
     extra = json.loads((out / "04_evaluate" / "dice-seed0" / "extra_scores.json").read_text())
-    assert extra["folder"] == "data/synthetic/n40-s96-seed1" and 0 <= extra["dice"] <= 1
+    assert extra["folder"] == "results/tiny/01_data/synthetic/n40-s96-seed1" and 0 <= extra["dice"] <= 1
+    assert "Data summary" in result.stdout and "40 pairs found" in result.stdout
     assert not list(out.glob(".tmp-*")) and not list(out.glob("*.failed"))
     # ablations and peers (tiny.yaml's variants): the table, the alpha curve, the FP-distance histogram
     for name in ("ablation.csv", "alpha_curve.png", "fp_distances.png", "fp_distances.csv"):
@@ -78,6 +88,20 @@ def test_tiny_study_end_to_end():
     assert ablation.run.tolist() == ["bce", "dice", "distance", "distance_alpha2", "distance_diagonal", "boundary"]
     assert ablation.diff_vs_dice.isna().tolist() == [False, True, False, False, False, False]
     assert ablation.set_index("run").loc["distance_diagonal", "normalization"] == "diagonal"
+    # training length (tiny.yaml: snapshot_epochs [1, 2] over 16 of the training images per epoch)
+    length = pd.read_csv(out / "training_length.csv")
+    assert {"loss", "seed", "passes", "precision", "recall", "dice", "iou", "fp_far_5px_share",
+            "fp_far_20px_share", "betti0_error_mean", "cldice_mean"} <= set(length.columns)
+    assert length.groupby("loss").epochs.apply(list).to_dict() == {loss: [1, 2] for loss in ("bce", "dice", "distance")}
+    n_train = json.loads((out / "03_train" / "dice-seed0" / "training_summary.json").read_text())["train_images"]
+    assert length.passes.round(6).tolist() == [round(e * 16 / n_train, 6) for e in length.epochs]
+    assert (length.best_epoch <= length.epochs).all() and (out / "training_length.png").is_file()
+    final = length[length.epochs == 2].set_index("loss").dice  # the 2-epoch budget is the finished training itself
+    for loss in ("bce", "dice", "distance"):
+        scores = json.loads((out / "04_evaluate" / f"{loss}-seed0" / "scores.json").read_text())
+        assert final[loss] == pytest.approx(scores["dice"], abs=1e-12)
+        assert (out / "04_evaluate" / f"{loss}-epoch1-seed0" / "scores.json").is_file()
+        assert not (out / "04_evaluate" / f"{loss}-epoch2-seed0").exists()  # no second evaluation of the same weights
     assert ablation.set_index("run").loc["distance_alpha2", "alpha"] == 2.0
     assert ablation[["dice", "fp_far_20px_share", "cldice_mean"]].apply(lambda c: c.between(0, 1)).all().all()
     trained = json.loads((out / "checkpoints" / "distance_diagonal-seed0" / "parameters.json").read_text())
@@ -115,11 +139,13 @@ def test_failing_cell_names_notebook_and_keeps_earlier_results(tmp_path):
     before = manifest.read_bytes()
     bad = tmp_path / "bad" / f"{name}.yaml"
     bad.parent.mkdir()
-    bad.write_text(good.read_text().replace("source: synthetic", "source: folder").replace("root: data/synthetic", "root: data/no-such-folder"))
+    (tmp_path / "no-datasets-here").mkdir()  # exists (config checks pass) but holds no dataset folder
+    bad.write_text(good.read_text().replace("source: synthetic", f"source: folder\n  root: {tmp_path / 'no-datasets-here'}")
+                   .replace("evaluation: {extra_folder", "# evaluation: {extra_folder"))
     result = run_pipeline(bad, "--stages", "data")
     assert result.returncode == 1
     assert "01_clean_data.ipynb failed in cell" in result.stderr and "DatasetError" in result.stderr
-    assert "no-such-folder" in result.stderr
+    assert "no-datasets-here" in result.stderr
     assert "Traceback" not in result.stderr
     assert manifest.read_bytes() == before  # the earlier successful run is untouched
     assert (REPO / "results" / name / "01_data.failed").is_dir()
