@@ -32,7 +32,9 @@ DEFAULTS: dict = {
     },
     "image_size": 128,
     "distance": {"normalization": "radius", "radius": 20.0},
-    "model": {"encoder": "resnet18", "encoder_weights": None, "dropout": 0.3},
+    # decoder_channels: widths of the five U-Net decoder blocks (smp's default; the CPU demo halves them)
+    "model": {"encoder": "resnet18", "encoder_weights": None, "dropout": 0.3,
+              "decoder_channels": [256, 128, 64, 32, 16]},
     "training": {"epochs": 50, "batch_size": 25, "lr": 5e-4, "samples_per_epoch": None,
                  "num_workers": 0, "device": "auto", "deterministic": True, "amp": "auto",
                  # training-length study: epochs after which the best weights so far are evaluated too

@@ -220,6 +220,7 @@ SCHEMA: dict[str, Callable] = {
     "model.encoder": text(what="an encoder name of segmentation-models-pytorch, e.g. 'resnet18'"),
     "model.encoder_weights": text(null=True, what="a weights name such as 'imagenet'"),
     "model.dropout": number(0.0, 1.0, high_open=True),
+    "model.decoder_channels": list_of(integer(1), "whole numbers >= 1 (one per decoder block)", length=5),
     "training.epochs": integer(1),
     "training.batch_size": integer(1),
     "training.lr": number(0.0, low_open=True),

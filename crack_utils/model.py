@@ -13,6 +13,9 @@ from torch import nn
 from crack_utils.torchvision_compat import ensure_torchvision_importable
 
 
+DEFAULT_DECODER_CHANNELS = (256, 128, 64, 32, 16)  # smp's U-Net default; the CPU demo study halves them
+
+
 class DropoutUnet(nn.Module):
     """U-Net (smp) with channel dropout in encoder and decoder.
 
@@ -20,7 +23,7 @@ class DropoutUnet(nn.Module):
     """
 
     def __init__(self, encoder_name: str = "resnet18", encoder_weights: str | None = None,
-                 dropout: float = 0.3, decoder_channels: tuple[int, ...] = (256, 128, 64, 32, 16)):
+                 dropout: float = 0.3, decoder_channels: tuple[int, ...] = DEFAULT_DECODER_CHANNELS):
         super().__init__()
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
@@ -43,7 +46,7 @@ class DropoutUnet(nn.Module):
 
 
 def build_model(encoder_name: str = "resnet18", encoder_weights: str | None = None,
-                dropout: float = 0.3, decoder_channels: tuple[int, ...] = (256, 128, 64, 32, 16)) -> DropoutUnet:
+                dropout: float = 0.3, decoder_channels: tuple[int, ...] = DEFAULT_DECODER_CHANNELS) -> DropoutUnet:
     """Build the study's U-Net; see :class:`DropoutUnet`."""
     return DropoutUnet(encoder_name, encoder_weights, dropout, decoder_channels)
 

@@ -84,7 +84,8 @@ def plan(config: dict) -> list[Run]:
             "DATA_DIR": f"{base}/01_data", "CHECKPOINT_DIR": f"{base}/checkpoints/{tag}",
             "LOSS": item["loss"], "LOSS_OPTIONS": item["options"], "SEED": item["seed"],
             "ENCODER": config["model"]["encoder"], "ENCODER_WEIGHTS": config["model"]["encoder_weights"],
-            "DROPOUT": config["model"]["dropout"], "EPOCHS": train["epochs"], "BATCH_SIZE": train["batch_size"],
+            "DROPOUT": config["model"]["dropout"], "DECODER_CHANNELS": list(config["model"]["decoder_channels"]),
+            "EPOCHS": train["epochs"], "BATCH_SIZE": train["batch_size"],
             "LR": train["lr"], "SAMPLES_PER_EPOCH": train["samples_per_epoch"],
             "NUM_WORKERS": train["num_workers"], "DEVICE": train["device"],
             "DETERMINISTIC": train["deterministic"], "AMP": train["amp"], "NORMALIZATION": item["normalization"],
@@ -252,7 +253,7 @@ def copy_published(source: Path, results: Path, names) -> None:
 
 def publish(report_dir: Path, results: Path, runs: list[Run], wall_seconds: float, stages: list[str] | None = None) -> None:
     """Copy the headline files to ``results/<name>/`` and write an index page linking every report."""
-    import html
+    from html import escape as html_escape
 
     copy_published(report_dir, results, PUBLISHED)
     links = []
@@ -278,7 +279,7 @@ def publish(report_dir: Path, results: Path, runs: list[Run], wall_seconds: floa
             "each notebook's own time is in its run_metadata.json.</p>"
             "<h2>Table 1</h2>{table}<h2>Figure 2</h2><img src='figure2.png' style='max-width:100%'>"
             "{beyond_heading}{beyond}<h2>Executed notebooks</h2><ul>{links}</ul>").format(
-        name=results.name, protocol=html.escape(protocol), wall=wall_seconds, stages="stages " + ", ".join(stages) if stages else "all stages", table=table,
+        name=results.name, protocol=html_escape(protocol), wall=wall_seconds, stages="stages " + ", ".join(stages) if stages else "all stages", table=table,
         links="".join(links), beyond=beyond, beyond_heading="<h2>Beyond the paper</h2>" if beyond else "")
     (results / "report.html").write_text(page, encoding="utf-8")
 

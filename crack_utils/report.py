@@ -165,6 +165,15 @@ def false_positive_distance_histogram(results, losses, seeds, test_masks: np.nda
     return pd.DataFrame(rows)
 
 
+def _decoder_text(channels) -> str:
+    """``""`` for smp's default decoder (or an older run that did not record it), else ``", decoder 128-64-…"``."""
+    from crack_utils.model import DEFAULT_DECODER_CHANNELS
+
+    if channels is None or tuple(channels) == DEFAULT_DECODER_CHANNELS:
+        return ""
+    return ", decoder " + "-".join(str(c) for c in channels)
+
+
 def protocol_text(results, names, seeds, image_size: int) -> str:
     """One sentence stating the training protocol of the trainings ``names`` × ``seeds`` of a study, from
     their ``run_metadata.json`` parameters and ``training_summary.json``: images, size, epochs, passes over
@@ -184,7 +193,8 @@ def protocol_text(results, names, seeds, image_size: int) -> str:
                 "bf16 autocast" if p["AMP"] is True or (p["AMP"] == "auto" and str(device).startswith("cuda")) else "fp32")
             rows.append({"n_train": n_train, "per_epoch": per_epoch, "epochs": epochs,
                          "passes": epochs * per_epoch / n_train, "batch": p["BATCH_SIZE"], "lr": p["LR"],
-                         "encoder": p["ENCODER"], "device": f"{device}, {precision}"})
+                         "encoder": p["ENCODER"] + _decoder_text(p.get("DECODER_CHANNELS")),
+                         "device": f"{device}, {precision}"})
     frame = pd.DataFrame(rows)
 
     def span(column, fmt="{}"):
@@ -216,3 +226,46 @@ def extra_folder_summary(results, losses, seeds) -> tuple[pd.DataFrame, pd.DataF
     scores = pd.DataFrame([{"loss": loss, "seed": s, **json.loads(p.read_text())} for (loss, s), p in present.items()])
     claims = summarize_claims(load_claims(results, losses, seeds, file="extra_claims.csv"))
     return scores, seed_statistics(scores), claims
+
+
+def add_protocol(results) -> str:
+    """Give a study published before protocol lines existed its protocol, from its own trainings' metadata
+    (``study_config.json``, ``03_train/*/run_metadata.json``, ``training_summary.json``): writes
+    ``protocol.md`` (and its ``05_report/`` copy), prepends it to ``table1.md`` (both copies) and to the
+    body of ``report.html``. Idempotent; returns the protocol sentence. Nothing is retrained or re-scored."""
+    from html import escape
+
+    results = Path(results)
+    config = json.loads((results / "study_config.json").read_text())
+    protocol = protocol_text(results, config["losses"], config["seeds"], int(config["image_size"]))
+    for folder in (results, results / "05_report"):
+        if not folder.is_dir():
+            continue
+        (folder / "protocol.md").write_text(protocol + "\n")
+        table = folder / "table1.md"
+        if table.is_file() and not table.read_text().startswith("Protocol:"):
+            table.write_text(f"{protocol}\n\n{table.read_text()}")
+    page = results / "report.html"
+    if page.is_file() and "<p><b>Protocol:" not in page.read_text():
+        text = page.read_text()
+        head, sep, rest = text.partition("</h1>")
+        if sep:
+            page.write_text(f"{head}</h1><p><b>{escape(protocol)}</b></p>{rest}")
+    return protocol
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m crack_utils.report",
+                                     description="Add the protocol line to studies published before it existed.")
+    parser.add_argument("--add-protocol", nargs="+", metavar="RESULTS_DIR", required=True,
+                        help="study folders, e.g. results/compilation results/lodo_cfd")
+    args = parser.parse_args(argv)
+    for folder in args.add_protocol:
+        print(f"{folder}: {add_protocol(folder)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

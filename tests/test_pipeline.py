@@ -30,6 +30,11 @@ def test_plan_runs_train_and_evaluate_per_loss_and_seed(tmp_path):
     assert runs["03_train/hard-seed0"].parameters["LOSS"] == "distance"
     assert runs["03_train/hard-seed0"].parameters["LOSS_OPTIONS"] == {"alpha": 4.0, "mode": "hard"}
     assert runs["05_report"].parameters["VARIANTS"] == ["hard"] and "04_evaluate/hard-seed0" in runs
+    assert runs["03_train/hard-seed0"].parameters["DECODER_CHANNELS"] == [256, 128, 64, 32, 16]
+    (tmp_path / "b.yaml").write_text("losses: [dice]\ntraining: {epochs: 3, snapshot_epochs: [1, 3]}\n")
+    names = [r.name for r in plan(load_config(tmp_path / "b.yaml"))]
+    # epoch 3 is the finished training's own (best-checkpoint) evaluation; epoch 1 gets its own run
+    assert [n for n in names if n.startswith("04_evaluate/")] == ["04_evaluate/dice-seed0", "04_evaluate/dice-epoch1-seed0"]
 
 
 def test_tiny_study_end_to_end():
@@ -73,7 +78,7 @@ def test_tiny_study_end_to_end():
     assert {"fp_far_20px_share", "betti0_error_mean", "cldice_mean"} <= set(pd.read_csv(out / "extra_folder_claims.csv").columns)
     assert {"fp_far_5px", "cldice"} <= set(pd.read_csv(out / "04_evaluate" / "bce-seed0" / "extra_claims.csv").columns)
     protocol = (out / "protocol.md").read_text()
-    assert protocol.startswith("Protocol: U-Net (resnet18)") and "2 epochs × 16 images" in protocol
+    assert protocol.startswith("Protocol: U-Net (resnet18, decoder 64-32-16-8-8)") and "2 epochs × 16 images" in protocol
     assert (out / "table1.md").read_text().startswith(protocol.strip()) and protocol.strip() in page
     extra = json.loads((out / "04_evaluate" / "dice-seed0" / "extra_scores.json").read_text())
     assert extra["folder"] == "results/tiny/01_data/synthetic/n40-s96-seed1" and 0 <= extra["dice"] <= 1

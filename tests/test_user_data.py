@@ -519,6 +519,8 @@ def test_scientific_notation_and_whole_floats_are_numbers(tmp_path):
     ("training: {epochs: 2, snapshot_epochs: [1, 3]}", r"training.snapshot_epochs must be a list of epochs between 1"),
     ("training: {snapshot_epochs: [one]}", r"training.snapshot_epochs must be a list of whole numbers >= 1"),
     ("model: {dropout: 1.5}", r"model.dropout must be a number >= 0 and < 1, got 1.5"),
+    ("model: {decoder_channels: [128, 64, 32]}", r"model.decoder_channels must be a list of 5 whole numbers >= 1"),
+    ("model: {decoder_channels: [128, 64, 32, 16, half]}", r"model.decoder_channels must be a list of 5 whole"),
     ("image_size: 100", r"image_size must be a multiple of 32"),
     ("image_size: 128px", r"image_size must be a whole number >= 32, got '128px'"),
     ("seeds: [0, one]", r"seeds must be a non-empty list of whole numbers >= 0 \('one' is not"),
