@@ -32,14 +32,17 @@ DEFAULTS: dict = {
     },
     "image_size": 128,
     "distance": {"normalization": "radius", "radius": 20.0},
-    # decoder_channels: widths of the five U-Net decoder blocks (smp's default; the CPU demo halves them)
+    # decoder_channels: widths of the five U-Net decoder blocks (smp's default; the CPU demo halves them);
+    # crack_prior: the output layer's starting crack probability (None: smp's init, 0.5; see crack_utils.model)
     "model": {"encoder": "resnet18", "encoder_weights": None, "dropout": 0.3,
-              "decoder_channels": [256, 128, 64, 32, 16]},
+              "decoder_channels": [256, 128, 64, 32, 16], "crack_prior": None},
     "training": {"epochs": 50, "batch_size": 25, "lr": 5e-4, "samples_per_epoch": None,
                  "num_workers": 0, "device": "auto", "deterministic": True, "amp": "auto",
                  # training-length study: epochs after which the best weights so far are evaluated too
                  # (04_evaluate/<name>-epoch<k>-seed<s>/), e.g. [1, 2, 5, 10]; [] for none
-                 "snapshot_epochs": []},
+                 "snapshot_epochs": [],
+                 # "constant" (the paper's) or "cosine" (annealed to 0 over the epochs; the CPU demo)
+                 "lr_schedule": "constant"},
     "losses": ["bce", "dice", "distance"],
     "loss_options": {"distance": {"alpha": 4.0, "mode": "soft"}},
     "seeds": [0],
@@ -115,6 +118,9 @@ def validate_config(config: dict, source: str = "config") -> None:
     t = config["training"]
     if t["epochs"] < 1 or t["batch_size"] < 1 or t["lr"] <= 0:
         raise ConfigError(f"{source}: training.epochs, batch_size must be >= 1 and lr > 0")
+    if t["snapshot_epochs"] and t["lr_schedule"] != "constant":
+        raise ConfigError(f"{source}: training.snapshot_epochs needs lr_schedule: constant (a snapshot of a "
+                          f"{t['lr_schedule']} schedule is not what a shorter training would give)")
     snapshots = t["snapshot_epochs"] or []
     if not isinstance(snapshots, list) or not all(isinstance(k, int) and 1 <= k <= t["epochs"] for k in snapshots):
         raise ConfigError(f"{source}: training.snapshot_epochs must be a list of epochs between 1 and "

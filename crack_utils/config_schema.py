@@ -220,6 +220,7 @@ SCHEMA: dict[str, Callable] = {
     "model.encoder": text(what="an encoder name of segmentation-models-pytorch, e.g. 'resnet18'"),
     "model.encoder_weights": text(null=True, what="a weights name such as 'imagenet'"),
     "model.dropout": number(0.0, 1.0, high_open=True),
+    "model.crack_prior": number(0.0, 1.0, low_open=True, high_open=True, null=True),
     "model.decoder_channels": list_of(integer(1), "whole numbers >= 1 (one per decoder block)", length=5),
     "training.epochs": integer(1),
     "training.batch_size": integer(1),
@@ -229,6 +230,7 @@ SCHEMA: dict[str, Callable] = {
     "training.device": text(pattern=r"auto|cpu|mps|cuda(:\d+)?", what="'auto', 'cpu', 'cuda', 'cuda:<n>' or 'mps'"),
     "training.deterministic": boolean(),
     "training.amp": amp(),
+    "training.lr_schedule": choice("constant", "cosine"),
     "training.snapshot_epochs": list_of(integer(1), "whole numbers >= 1", nonempty=False, null=True),
     "losses": list_of(text(what="a loss name"), "loss names"),  # the names: config.validate_config
     "loss_options": mapping(mapping(what="a mapping of option -> value"), what="a mapping of loss -> options"),

@@ -4,8 +4,14 @@ smp's ``Unet`` has no dropout of its own. :class:`DropoutUnet` keeps smp's encod
 and adds ``nn.Dropout2d(p)`` (a) on every encoder feature map handed to the decoder and (b) after the
 second convolution of every decoder block. Dropout is active in ``train()`` mode only.
 Pretrained weights are off by default (``encoder_weights=None``): this machine cannot download them.
+``crack_prior`` optionally starts the output layer at that crack probability instead of 0.5 (the prior
+initialization of Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017): with ~5 % crack pixels,
+a network starting at 0.5 first spends its steps pushing every pixel down. It changes the starting point
+only, the same for every loss.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -23,10 +29,13 @@ class DropoutUnet(nn.Module):
     """
 
     def __init__(self, encoder_name: str = "resnet18", encoder_weights: str | None = None,
-                 dropout: float = 0.3, decoder_channels: tuple[int, ...] = DEFAULT_DECODER_CHANNELS):
+                 dropout: float = 0.3, decoder_channels: tuple[int, ...] = DEFAULT_DECODER_CHANNELS,
+                 crack_prior: float | None = None):
         super().__init__()
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        if crack_prior is not None and not 0.0 < crack_prior < 1.0:
+            raise ValueError(f"crack_prior must be in (0, 1) or None, got {crack_prior!r}")
         ensure_torchvision_importable()
         import segmentation_models_pytorch as smp
 
@@ -36,6 +45,8 @@ class DropoutUnet(nn.Module):
         for block in self.unet.decoder.blocks:
             block.attention2 = nn.Sequential(block.attention2, nn.Dropout2d(dropout))
         self.dropout = dropout
+        if crack_prior is not None:  # output bias = logit(prior): every pixel starts at that probability
+            nn.init.constant_(self.unet.segmentation_head[0].bias, math.log(crack_prior / (1.0 - crack_prior)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.unet.check_input_shape(x)
@@ -46,9 +57,10 @@ class DropoutUnet(nn.Module):
 
 
 def build_model(encoder_name: str = "resnet18", encoder_weights: str | None = None,
-                dropout: float = 0.3, decoder_channels: tuple[int, ...] = DEFAULT_DECODER_CHANNELS) -> DropoutUnet:
+                dropout: float = 0.3, decoder_channels: tuple[int, ...] = DEFAULT_DECODER_CHANNELS,
+                crack_prior: float | None = None) -> DropoutUnet:
     """Build the study's U-Net; see :class:`DropoutUnet`."""
-    return DropoutUnet(encoder_name, encoder_weights, dropout, decoder_channels)
+    return DropoutUnet(encoder_name, encoder_weights, dropout, decoder_channels, crack_prior)
 
 
 def pick_device(requested: str = "auto") -> torch.device:

@@ -85,11 +85,13 @@ def plan(config: dict) -> list[Run]:
             "LOSS": item["loss"], "LOSS_OPTIONS": item["options"], "SEED": item["seed"],
             "ENCODER": config["model"]["encoder"], "ENCODER_WEIGHTS": config["model"]["encoder_weights"],
             "DROPOUT": config["model"]["dropout"], "DECODER_CHANNELS": list(config["model"]["decoder_channels"]),
+            "CRACK_PRIOR": config["model"]["crack_prior"],
             "EPOCHS": train["epochs"], "BATCH_SIZE": train["batch_size"],
             "LR": train["lr"], "SAMPLES_PER_EPOCH": train["samples_per_epoch"],
             "NUM_WORKERS": train["num_workers"], "DEVICE": train["device"],
             "DETERMINISTIC": train["deterministic"], "AMP": train["amp"], "NORMALIZATION": item["normalization"],
-            "RADIUS": item["radius"], "SNAPSHOT_EPOCHS": list(train["snapshot_epochs"] or [])}))
+            "RADIUS": item["radius"], "SNAPSHOT_EPOCHS": list(train["snapshot_epochs"] or []),
+            "LR_SCHEDULE": train["lr_schedule"]}))
         evaluate = {"DATA_DIR": f"{base}/01_data", "TRAIN_DIR": f"{base}/03_train/{tag}",
                     "CHECKPOINT_DIR": f"{base}/checkpoints/{tag}", "CHECKPOINT": ev["checkpoint"],
                     "THRESHOLD": ev["threshold"], "EXTRA_FOLDER": ev["extra_folder"], "DEVICE": train["device"],

@@ -191,9 +191,12 @@ def protocol_text(results, names, seeds, image_size: int) -> str:
             device = summary.get("device", p["DEVICE"])
             precision = summary.get("precision") or (
                 "bf16 autocast" if p["AMP"] is True or (p["AMP"] == "auto" and str(device).startswith("cuda")) else "fp32")
+            schedule = p.get("LR_SCHEDULE", "constant")
             rows.append({"n_train": n_train, "per_epoch": per_epoch, "epochs": epochs,
-                         "passes": epochs * per_epoch / n_train, "batch": p["BATCH_SIZE"], "lr": p["LR"],
-                         "encoder": p["ENCODER"] + _decoder_text(p.get("DECODER_CHANNELS")),
+                         "passes": epochs * per_epoch / n_train, "batch": p["BATCH_SIZE"],
+                         "lr": f"{p['LR']:g}" + ("" if schedule == "constant" else f" ({schedule})"),
+                         "encoder": p["ENCODER"] + _decoder_text(p.get("DECODER_CHANNELS"))
+                                    + (f", output prior {p['CRACK_PRIOR']:g}" if p.get("CRACK_PRIOR") else ""),
                          "device": f"{device}, {precision}"})
     frame = pd.DataFrame(rows)
 
@@ -205,7 +208,7 @@ def protocol_text(results, names, seeds, image_size: int) -> str:
     seed_list = ", ".join(str(s) for s in seeds)
     return (f"Protocol: U-Net ({span('encoder')}), {span('n_train', '{:,}')} training images at {image_size} px; "
             f"{span('epochs')} epochs × {images} images = {span('passes', '{:.1f}')} passes over the training "
-            f"split (the paper: 50 epochs); batch {span('batch')}, Adam lr {span('lr', '{:g}')}; "
+            f"split (the paper: 50 epochs); batch {span('batch')}, Adam lr {span('lr')}; "
             f"seed(s) {seed_list}; device {', '.join(sorted(frame.device.unique()))}.")
 
 

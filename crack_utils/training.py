@@ -29,6 +29,9 @@ from crack_utils.loader import EpochSampler
 from crack_utils.metrics import pooled_scores
 
 
+LR_SCHEDULES = ("constant", "cosine")
+
+
 class TrainingDivergedError(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
@@ -81,7 +84,8 @@ def train(model: torch.nn.Module, loss_fn, train_set, val_set, out_dir: str | Pa
           checkpoint_dir: str | Path | None = None, epochs: int = 50,
           batch_size: int = 25, lr: float = 5e-4, device: torch.device | str = "cpu", seed: int = 0,
           samples_per_epoch: int | None = None, num_workers: int = 0, resume: bool = True,
-          amp: bool | str = "auto", progress: bool = True, snapshot_epochs=()) -> pd.DataFrame:
+          amp: bool | str = "auto", progress: bool = True, snapshot_epochs=(),
+          lr_schedule: str = "constant") -> pd.DataFrame:
     """Train ``model`` with Adam on ``train_set``; returns the per-epoch history.
 
     Both sets yield ``(image, mask, dist)``. ``samples_per_epoch``: images drawn (without replacement,
@@ -90,8 +94,13 @@ def train(model: torch.nn.Module, loss_fn, train_set, val_set, out_dir: str | Pa
     val_recall, val_f1, val_iou, val_dice, lr, seconds``). Raises :class:`TrainingDivergedError` on a
     NaN/inf loss. ``amp``: bf16 autocast for the forward pass (``"auto"``: see :func:`resolve_amp`); losses
     are computed in float32 either way.
-    ``snapshot_epochs``: epochs after which the best weights so far are kept as ``best-epoch<k>.pt``.
+    ``snapshot_epochs``: epochs after which the best weights so far are kept as ``best-epoch<k>.pt``
+    (meaningful as shorter trainings only with a constant learning rate). ``lr_schedule``: ``"constant"``
+    (the paper's) or ``"cosine"`` (annealed per epoch from ``lr`` to 0 at ``epochs``, so the weights settle
+    and the last epochs show whether training has converged rather than the jitter of a constant rate).
     """
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"unknown lr_schedule {lr_schedule!r}; valid: {', '.join(LR_SCHEDULES)}")
     out_dir = Path(out_dir)
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else out_dir / "checkpoints"
     ckpt_dir.mkdir(parents=True, exist_ok=True)
@@ -101,6 +110,7 @@ def train(model: torch.nn.Module, loss_fn, train_set, val_set, out_dir: str | Pa
     if device.type == "cpu":
         model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs) if lr_schedule == "cosine" else None
     history: list[dict] = []
     start_epoch = 0
     last = ckpt_dir / "last.pt"
@@ -108,6 +118,8 @@ def train(model: torch.nn.Module, loss_fn, train_set, val_set, out_dir: str | Pa
         state = torch.load(last, map_location=device, weights_only=False)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None and state.get("scheduler") is not None:
+            scheduler.load_state_dict(state["scheduler"])
         history = state["history"]
         start_epoch = state["epoch"]
         _set_rng_state(state["rng"])
@@ -146,8 +158,11 @@ def train(model: torch.nn.Module, loss_fn, train_set, val_set, out_dir: str | Pa
         row = {"epoch": epoch + 1, "train_loss": running / max(seen, 1)}
         row.update(validate(model, val_loader, loss_fn, device, amp=use_amp))
         row.update({"lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - t0})
+        if scheduler is not None:
+            scheduler.step()
         history.append(row)
         state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
+                 "scheduler": scheduler.state_dict() if scheduler is not None else None,
                  "history": history, "rng": _rng_state()}
         if row["val_dice"] > best:
             best = row["val_dice"]

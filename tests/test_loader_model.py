@@ -219,3 +219,53 @@ def test_plateau_rule_on_history_tables():
 def test_auto_precision_follows_the_hardware():
     assert training.resolve_amp(True, "cpu") and not training.resolve_amp(False, "cpu")
     assert training.resolve_amp("auto", "cpu") == training.native_cpu_bf16()
+
+
+def test_crack_prior_sets_the_starting_probability_only():
+    torch.manual_seed(0)
+    plain = models.build_model(decoder_channels=(16, 8, 8, 8, 8)).eval()
+    torch.manual_seed(0)
+    prior = models.build_model(decoder_channels=(16, 8, 8, 8, 8), crack_prior=0.05).eval()
+    bias = prior.unet.segmentation_head[0].bias
+    assert float(torch.sigmoid(bias)) == pytest.approx(0.05) and float(plain.unet.segmentation_head[0].bias) == 0.0
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():  # same weights otherwise: the logits differ by the bias alone
+        assert torch.allclose(prior(x) - plain(x), bias.detach().expand(1, 1, 32, 32), atol=1e-5)
+    with pytest.raises(ValueError, match=r"crack_prior must be in \(0, 1\)"):
+        models.build_model(crack_prior=1.0)
+
+
+def test_cosine_schedule_anneals_per_epoch_and_resumes_exactly(tmp_path):
+    import math
+
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 255, (6, 32, 32, 3), dtype=np.uint8)
+    masks = np.zeros((6, 32, 32), np.uint8)
+    masks[:, 12, :] = 1
+    ds = CrackDataset(images, masks)
+    dice = _dice()
+
+    def run(folder, loss):
+        torch.manual_seed(0)
+        net = models.build_model(decoder_channels=(16, 8, 8, 8, 8))
+        return training.train(net, loss, ds, ds, folder, epochs=4, batch_size=3, lr=1e-3, progress=False,
+                              seed=0, lr_schedule="cosine")
+
+    full = run(tmp_path / "full", dice)
+    assert full.lr.tolist() == pytest.approx([1e-3 * (1 + math.cos(math.pi * e / 4)) / 2 for e in range(4)])
+    calls = {"n": 0}
+
+    def dies_in_epoch_3(logits, target, dist):  # 2 training + 2 validation batches per epoch
+        calls["n"] += 1
+        if calls["n"] > 9:
+            raise RuntimeError("killed")
+        return dice(logits, target, dist)
+
+    with pytest.raises(RuntimeError, match="killed"):
+        run(tmp_path / "resumed", dies_in_epoch_3)
+    resumed = run(tmp_path / "resumed", dice)  # continues from last.pt (epoch 2), scheduler included
+    assert resumed.lr.tolist() == pytest.approx(full.lr.tolist())
+    assert resumed.train_loss.tolist() == pytest.approx(full.train_loss.tolist(), rel=1e-6)
+    with pytest.raises(ValueError, match="unknown lr_schedule 'linear'; valid: constant, cosine"):
+        training.train(models.build_model(decoder_channels=(16, 8, 8, 8, 8)), dice, ds, ds, tmp_path / "x",
+                       epochs=1, lr_schedule="linear", progress=False)

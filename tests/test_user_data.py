@@ -517,6 +517,8 @@ def test_scientific_notation_and_whole_floats_are_numbers(tmp_path):
     ("training: {amp: maybe}", r"training.amp must be 'auto', true or false"),
     ("training: {deterministic: 'no'}", r"training.deterministic must be true or false"),
     ("training: {epochs: 2, snapshot_epochs: [1, 3]}", r"training.snapshot_epochs must be a list of epochs between 1"),
+    ("training: {lr_schedule: linear}", r"training.lr_schedule must be one of 'constant', 'cosine'"),
+    ("training: {epochs: 4, snapshot_epochs: [2], lr_schedule: cosine}", r"snapshot_epochs needs lr_schedule: constant"),
     ("training: {snapshot_epochs: [one]}", r"training.snapshot_epochs must be a list of whole numbers >= 1"),
     ("model: {dropout: 1.5}", r"model.dropout must be a number >= 0 and < 1, got 1.5"),
     ("model: {decoder_channels: [128, 64, 32]}", r"model.decoder_channels must be a list of 5 whole numbers >= 1"),
