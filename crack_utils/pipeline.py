@@ -233,7 +233,7 @@ def _markdown_table_html(markdown: str) -> str:
     for line in markdown.splitlines():
         if line.startswith("|") and not set(line) <= set("|-: "):
             rows.append([html.escape(c.strip()) for c in line.strip("|").split("|")])
-        elif line.strip() and not line.startswith(("|", "Protocol:")):  # the protocol heads the page
+        elif line.strip() and not line.startswith(("|", "Protocol")):  # the protocol heads the page
             notes.append(html.escape(line))
     if not rows:
         return ""

@@ -231,6 +231,15 @@ def extra_folder_summary(results, losses, seeds) -> tuple[pd.DataFrame, pd.DataF
     return scores, seed_statistics(scores), claims
 
 
+def protocol_from_config(config: dict) -> str:
+    """The protocol sentence from a study config alone, for studies whose training metadata is not kept."""
+    t, m = config["training"], config["model"]
+    per_epoch = "all training" if t["samples_per_epoch"] is None else f"{int(t['samples_per_epoch']):,}"
+    return (f"Protocol (from the study config; training metadata not kept): U-Net ({m['encoder']}), "
+            f"{config['image_size']} px; {t['epochs']} epochs × {per_epoch} images (the paper: 50 epochs); "
+            f"batch {t['batch_size']}, Adam lr {t['lr']:g}; seed(s) {', '.join(str(s) for s in config['seeds'])}.")
+
+
 def add_protocol(results) -> str:
     """Give a study published before protocol lines existed its protocol, from its own trainings' metadata
     (``study_config.json``, ``03_train/*/run_metadata.json``, ``training_summary.json``): writes
@@ -240,16 +249,20 @@ def add_protocol(results) -> str:
 
     results = Path(results)
     config = json.loads((results / "study_config.json").read_text())
-    protocol = protocol_text(results, config["losses"], config["seeds"], int(config["image_size"]))
+    if all((results / "03_train" / f"{loss}-seed{s}" / "training_summary.json").is_file()
+           for loss in config["losses"] for s in config["seeds"]):
+        protocol = protocol_text(results, config["losses"], config["seeds"], int(config["image_size"]))
+    else:  # the trainings' metadata was not committed (leave-one-dataset-out studies): the config's protocol
+        protocol = protocol_from_config(config)
     for folder in (results, results / "05_report"):
         if not folder.is_dir():
             continue
         (folder / "protocol.md").write_text(protocol + "\n")
         table = folder / "table1.md"
-        if table.is_file() and not table.read_text().startswith("Protocol:"):
+        if table.is_file() and not table.read_text().startswith("Protocol"):
             table.write_text(f"{protocol}\n\n{table.read_text()}")
     page = results / "report.html"
-    if page.is_file() and "<p><b>Protocol:" not in page.read_text():
+    if page.is_file() and "<p><b>Protocol" not in page.read_text():
         text = page.read_text()
         head, sep, rest = text.partition("</h1>")
         if sep:
