@@ -32,6 +32,22 @@ def training_augmentation(rotation_limit: float = 30.0, p_flip: float = 0.5, p_c
     ], seed=seed)
 
 
+def seed_augmentation(augment: A.Compose, key) -> None:
+    """Seed ``augment`` for one item from ``key`` (e.g. ``[seed, epoch, index]``), each transform from its
+    own stream.
+
+    Albumentations' ``Compose.set_random_seed(s)`` hands the *same* seed to every transform, so their
+    draws coincide: with equal probabilities the horizontal and vertical flips fire together (a half
+    turn, never a mirror image), and rotation, contrast and noise fire together with correlated strengths.
+    Every result committed before this function existed was trained with that correlated augmentation
+    (see results/README.md). Here each transform gets an independent seed from
+    ``numpy.random.SeedSequence(key)``."""
+    seeds = np.random.SeedSequence(key).generate_state(len(augment.transforms) + 1)
+    augment.set_random_seed(int(seeds[0]))
+    for transform, seed in zip(augment.transforms, seeds[1:]):
+        transform.set_random_seed(int(seed))
+
+
 def normalize(image: np.ndarray) -> np.ndarray:
     """uint8 (H, W, 3) -> float32 (3, H, W), ImageNet mean/std (the encoders' convention)."""
     x = image.astype(np.float32) / 255.0

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from crack_utils.augment import normalize
+from crack_utils.augment import normalize, seed_augmentation
 from crack_utils.distance import DEFAULT_NORMALIZATION, DEFAULT_RADIUS, distance_map
 from crack_utils.skeleton_tube import skeleton_tube
 
@@ -47,7 +47,7 @@ class CrackDataset(Dataset):
         image, mask = self.images[i], self.masks[i]
         if self.augment is not None:
             if self.seed is not None:
-                self.augment.set_random_seed(int(np.random.SeedSequence([self.seed, epoch, i]).generate_state(1)[0]))
+                seed_augmentation(self.augment, [self.seed, epoch, i])
             out = self.augment(image=image, mask=mask)
             image, mask = out["image"], out["mask"]
         if self.aux == "skeleton_tube":
