@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 CONFIG ?= configs/default.yaml
 
-.PHONY: install reproduce lodo test test-fast bench lab lock
+.PHONY: install reproduce report lodo test test-fast bench lab lock
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ install: $(STAMP)
 ## Run the whole study (all notebooks via papermill) for CONFIG (default: configs/default.yaml).
 reproduce: install
 	$(PY) -m crack_utils.pipeline --config $(CONFIG)
+
+## HTML pages of every executed notebook of the committed studies (not committed: rendered on demand).
+report: install
+	$(PY) -m crack_utils.study.publishing results/*/
 
 ## Leave-one-dataset-out: the six configs/lodo_*.yaml studies (needs ../shared/data; about 60 min on
 ## 2 CPU cores), then notebook 06's summary in results/lodo/.

@@ -14,6 +14,7 @@ import yaml
 from crack_utils.config_schema import ConfigError, check_values
 from crack_utils.distance import NORMALIZATIONS
 from crack_utils.losses import LOSSES
+from crack_utils.study.layout import run_tag
 
 DEFAULTS: dict = {
     "name": None,                      # results go to results/<name>/; defaults to the file's stem
@@ -238,5 +239,5 @@ def trainings(config: dict) -> list[dict]:
                         "normalization": spec.get("normalization", dist["normalization"]),
                         "radius": spec.get("radius", dist["radius"]), "seed": seed})
     for item in out:
-        item["tag"] = f"{item['name']}-seed{item['seed']}"
+        item["tag"] = run_tag(item["name"], item["seed"])
     return out

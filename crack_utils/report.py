@@ -11,10 +11,11 @@ import numpy as np
 
 from crack_utils.metrics import METRICS
 from crack_utils.stats import paired_comparison, seed_summary
+from crack_utils.study.layout import evaluation_dir, train_dir
 
 
 def _evaluation_dir(results: Path, loss: str, seed: int) -> Path:
-    return Path(results) / "04_evaluate" / f"{loss}-seed{seed}"
+    return evaluation_dir(results, loss, seed)
 
 
 def seed_statistics(scores: pd.DataFrame) -> pd.DataFrame:
@@ -182,7 +183,7 @@ def protocol_text(results, names, seeds, image_size: int) -> str:
     rows = []
     for name in names:
         for seed in seeds:
-            folder = Path(results) / "03_train" / f"{name}-seed{seed}"
+            folder = train_dir(results, name, seed)
             summary = json.loads((folder / "training_summary.json").read_text())
             p = json.loads((folder / "run_metadata.json").read_text())["parameters"]
             n_train = int(summary["train_images"])
@@ -249,7 +250,7 @@ def add_protocol(results) -> str:
 
     results = Path(results)
     config = json.loads((results / "study_config.json").read_text())
-    if all((results / "03_train" / f"{loss}-seed{s}" / "training_summary.json").is_file()
+    if all((train_dir(results, loss, s) / "training_summary.json").is_file()
            for loss in config["losses"] for s in config["seeds"]):
         protocol = protocol_text(results, config["losses"], config["seeds"], int(config["image_size"]))
     else:  # the trainings' metadata was not committed (leave-one-dataset-out studies): the config's protocol

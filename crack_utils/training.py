@@ -10,9 +10,19 @@ Checkpoints, each written under a temporary name and renamed, so a killed run ne
   exactly the ``best.pt`` a training of ``k`` epochs would have left. With the paper's constant learning
   rate, evaluating these snapshots of one long training is the same as training each budget separately
   (same seeded sampling, augmentation and dropout streams); the training-length study relies on that.
+
+Beside them, for whoever watches or audits the training:
+
+* ``progress.json`` (:data:`PROGRESS_FILE`; at every epoch's end and every ~10 s within an epoch): epoch,
+  batches done, last training loss, validation Dice and seconds per epoch — what the pipeline's live
+  progress line shows (:mod:`crack_utils.study.watch`).
+* ``segments`` inside ``last.pt``, ``best.pt`` and the run folder's ``training_segments.json``: one entry
+  per call of :func:`train` that trained at least one epoch (epochs from/to, wall seconds, commit, machine),
+  so the metadata of the weights survives a rerun that trains nothing or extends the training.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
@@ -30,6 +40,10 @@ from crack_utils.metrics import pooled_scores
 
 
 LR_SCHEDULES = ("constant", "cosine")
+PROGRESS_FILE = "progress.json"
+SEGMENTS_FILE = "training_segments.json"
+#: Parameters a constant-rate training may change and still continue from its checkpoint (longer training).
+EXTENDABLE = ("EPOCHS", "SNAPSHOT_EPOCHS")
 
 
 class TrainingDivergedError(RuntimeError):
@@ -112,6 +126,7 @@ def train(model: torch.nn.Module, loss_fn, train_set, val_set, out_dir: str | Pa
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs) if lr_schedule == "cosine" else None
     history: list[dict] = []
+    segments: list[dict] = []
     start_epoch = 0
     last = ckpt_dir / "last.pt"
     if resume and last.is_file():
@@ -121,6 +136,7 @@ def train(model: torch.nn.Module, loss_fn, train_set, val_set, out_dir: str | Pa
         if scheduler is not None and state.get("scheduler") is not None:
             scheduler.load_state_dict(state["scheduler"])
         history = state["history"]
+        segments = state.get("segments", [])
         start_epoch = state["epoch"]
         _set_rng_state(state["rng"])
     sampler = EpochSampler(len(train_set), samples_per_epoch, seed=seed)
@@ -130,13 +146,16 @@ def train(model: torch.nn.Module, loss_fn, train_set, val_set, out_dir: str | Pa
                               pin_memory=pin, persistent_workers=num_workers > 0, drop_last=False)
     val_loader = DataLoader(val_set, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=pin)
     best = max((h["val_dice"] for h in history), default=-math.inf)
+    segment = {"epochs_from": start_epoch, "epochs_to": start_epoch, "seconds": 0.0, **_provenance()}
+    watch = _ProgressFile(ckpt_dir / PROGRESS_FILE, epochs=epochs, batches=len(train_loader))
+    watch.write(epoch=start_epoch, batch=0, history=history, force=True)
     for epoch in range(start_epoch, epochs):
         sampler.set_epoch(epoch)
         t0 = time.perf_counter()
         model.train()
         running, seen = 0.0, 0
         bar = progress_bar(train_loader, desc=f"epoch {epoch + 1}/{epochs}", leave=False, enabled=progress)
-        for image, mask, dist in bar:
+        for step, (image, mask, dist) in enumerate(bar, 1):
             image = image.to(device, non_blocking=pin)
             if device.type == "cpu":
                 image = image.contiguous(memory_format=torch.channels_last)
@@ -155,15 +174,17 @@ def train(model: torch.nn.Module, loss_fn, train_set, val_set, out_dir: str | Pa
             running += value * len(image)
             seen += len(image)
             bar.set_postfix(loss=f"{running / seen:.4f}")
+            watch.write(epoch=epoch, batch=step, history=history, train_loss=running / seen)
         row = {"epoch": epoch + 1, "train_loss": running / max(seen, 1)}
         row.update(validate(model, val_loader, loss_fn, device, amp=use_amp))
         row.update({"lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - t0})
         if scheduler is not None:
             scheduler.step()
         history.append(row)
+        segment = dict(segment, epochs_to=epoch + 1, seconds=round(segment["seconds"] + row["seconds"], 2))
         state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
                  "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                 "history": history, "rng": _rng_state()}
+                 "history": history, "rng": _rng_state(), "segments": [*segments, segment]}
         if row["val_dice"] > best:
             best = row["val_dice"]
             atomic_torch_save(weights_only(state), ckpt_dir / "best.pt")
@@ -171,12 +192,51 @@ def train(model: torch.nn.Module, loss_fn, train_set, val_set, out_dir: str | Pa
             snapshot = torch.load(ckpt_dir / "best.pt", map_location="cpu", weights_only=False)
             atomic_torch_save(snapshot, ckpt_dir / snapshot_name(epoch + 1))
         atomic_torch_save(state, last)
+        watch.write(epoch=epoch + 1, batch=0, history=history, force=True)
         if progress:
             print(f"epoch {epoch + 1}/{epochs}: train_loss {row['train_loss']:.4f}  val_loss {row['val_loss']:.4f}  "
                   f"val_dice {row['val_dice']:.4f}  ({row['seconds']:.0f} s)", flush=True)
     frame = pd.DataFrame(history)
     frame.to_csv(out_dir / "history.csv", index=False)
+    done = [*segments, segment] if segment["epochs_to"] > segment["epochs_from"] else segments
+    (out_dir / SEGMENTS_FILE).write_text(json.dumps(done, indent=2, default=str) + "\n")
     return frame
+
+
+def _provenance() -> dict:
+    """Commit and machine of this process, for the ``segments`` of a training (see the module docstring)."""
+    from crack_utils import run_metadata
+    from crack_utils.paths import repo_root
+
+    try:
+        git = run_metadata.git_state(repo_root())
+    except FileNotFoundError:
+        git = {"commit": None, "dirty": None}
+    return {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "git": git, "device": run_metadata.device_description()}
+
+
+class _ProgressFile:
+    """Writes ``progress.json`` (atomically) at most every ``every`` seconds, or when forced: ``epoch``
+    (epochs finished), ``epochs``, ``batch``/``batches`` within the running epoch, the running training
+    loss, the last validation Dice and the mean seconds per epoch so far."""
+
+    def __init__(self, path: Path, epochs: int, batches: int, every: float = 10.0):
+        self.path, self.epochs, self.batches, self.every, self.last = path, epochs, batches, every, -math.inf
+
+    def write(self, epoch: int, batch: int, history: list, train_loss: float | None = None, force: bool = False):
+        now = time.monotonic()
+        if not force and now - self.last < self.every:
+            return
+        self.last = now
+        done = history[-1] if history else {}
+        seconds = [h["seconds"] for h in history if "seconds" in h]
+        info = {"epoch": epoch, "epochs": self.epochs, "batch": batch, "batches": self.batches,
+                "train_loss": train_loss if train_loss is not None else done.get("train_loss"),
+                "val_dice": done.get("val_dice"), "seconds_per_epoch": sum(seconds) / len(seconds) if seconds else None,
+                "updated": time.time()}
+        tmp = self.path.with_name(f".tmp-{os.getpid()}-{self.path.name}")
+        tmp.write_text(json.dumps(info))
+        os.replace(tmp, self.path)
 
 
 def native_cpu_bf16() -> bool:
@@ -209,8 +269,10 @@ def plateau_reached(history: pd.DataFrame, epochs: int = 2, tolerance: float = 0
 
 
 def weights_only(state: dict) -> dict:
-    """The part of a training state that evaluation needs: weights, epoch and history (no optimizer)."""
-    return {"model": state["model"], "epoch": state["epoch"], "history": state["history"]}
+    """The part of a training state that evaluation needs: weights, epoch, history and the segments that
+    trained them (no optimizer)."""
+    return {"model": state["model"], "epoch": state["epoch"], "history": state["history"],
+            "segments": state.get("segments", [])}
 
 
 def snapshot_name(epoch: int) -> str:
@@ -230,16 +292,33 @@ def load_checkpoint(model: torch.nn.Module, path: str | Path, device="cpu") -> d
 
 def prepare_checkpoint_dir(path: str | Path, parameters: dict) -> str:
     """Make ``path`` ready for :func:`train`: ``"resume"`` if it holds checkpoints of a run with the same
-    ``parameters`` (JSON-comparable), ``"fresh"`` otherwise (stale checkpoints are removed)."""
-    import json
+    ``parameters`` (JSON-comparable); ``"extend"`` if they differ only in :data:`EXTENDABLE` (more epochs,
+    other snapshot epochs) of a constant-rate training that has not trained past the new ``EPOCHS`` —
+    with a constant learning rate, continuing is the same as training longer from the start; ``"fresh"``
+    otherwise (stale checkpoints are removed)."""
     import shutil
 
     path = Path(path)
     stamp = path / "parameters.json"
     wanted = json.loads(json.dumps(parameters, default=str, sort_keys=True))
-    if stamp.is_file() and json.loads(stamp.read_text()) == wanted and (path / "last.pt").is_file():
-        return "resume"
+    if stamp.is_file() and (path / "last.pt").is_file():
+        stored = json.loads(stamp.read_text())
+        if stored == wanted:
+            return "resume"
+        if _extends(stored, wanted) and _trained_epochs(path / "last.pt") <= int(wanted["EPOCHS"]):
+            stamp.write_text(json.dumps(wanted, indent=2, sort_keys=True))
+            return "extend"
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True)
     stamp.write_text(json.dumps(wanted, indent=2, sort_keys=True))
     return "fresh"
+
+
+def _extends(stored: dict, wanted: dict) -> bool:
+    """Whether ``wanted`` differs from ``stored`` only in :data:`EXTENDABLE`, with a constant rate."""
+    same = {k: v for k, v in stored.items() if k not in EXTENDABLE} == {k: v for k, v in wanted.items() if k not in EXTENDABLE}
+    return same and wanted.get("LR_SCHEDULE", "constant") == "constant" and "EPOCHS" in wanted
+
+
+def _trained_epochs(last: Path) -> int:
+    return int(torch.load(last, map_location="cpu", weights_only=False)["epoch"])

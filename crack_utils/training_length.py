@@ -13,23 +13,18 @@ from pathlib import Path
 import pandas as pd
 
 from crack_utils.report import run_summary
+from crack_utils.study.layout import budget_name, evaluation_dir, train_dir
 
 COLUMNS = ("loss", "seed", "epochs", "passes", "best_epoch", "precision", "recall", "f1", "iou", "dice",
            "fp_far_5px_share", "fp_far_20px_share", "betti0_error_mean", "cldice_mean", "tol_f1_mean", "n_test")
-
-
-def budget_name(name: str, epoch: int) -> str:
-    """Run name of ``name``'s best weights as of ``epoch`` (a training-length budget): ``<name>-epoch<k>``."""
-    return f"{name}-epoch{int(epoch)}"
 
 
 def budget_run(results, name: str, seed: int, epoch: int) -> str:
     """The evaluation run that holds ``name``'s best weights as of ``epoch``: the finished training's own
     evaluation when it trained exactly ``epoch`` epochs and was scored with its best checkpoint (the
     pipeline then makes no separate budget run), else :func:`budget_name`."""
-    results = Path(results)
-    final = results / "04_evaluate" / f"{name}-seed{seed}" / "scores.json"
-    trained = json.loads((results / "03_train" / f"{name}-seed{seed}" / "training_summary.json").read_text())["epochs"]
+    final = evaluation_dir(results, name, seed) / "scores.json"
+    trained = json.loads((train_dir(results, name, seed) / "training_summary.json").read_text())["epochs"]
     if int(trained) == int(epoch) and json.loads(final.read_text()).get("checkpoint") == "best":
         return name
     return budget_name(name, epoch)
@@ -38,9 +33,9 @@ def budget_run(results, name: str, seed: int, epoch: int) -> str:
 def passes_per_epoch(results, name: str, seed: int) -> float:
     """Passes over the training split that one epoch of training ``<name>-seed<seed>`` made:
     ``SAMPLES_PER_EPOCH / training images`` (1.0 when every epoch draws the whole split)."""
-    train_dir = Path(results) / "03_train" / f"{name}-seed{seed}"
-    n_train = json.loads((train_dir / "training_summary.json").read_text())["train_images"]
-    per_epoch = json.loads((train_dir / "run_metadata.json").read_text())["parameters"]["SAMPLES_PER_EPOCH"]
+    folder = train_dir(results, name, seed)
+    n_train = json.loads((folder / "training_summary.json").read_text())["train_images"]
+    per_epoch = json.loads((folder / "run_metadata.json").read_text())["parameters"]["SAMPLES_PER_EPOCH"]
     return 1.0 if per_epoch is None else min(int(per_epoch), n_train) / n_train
 
 
@@ -57,7 +52,7 @@ def training_length_table(results, names, seeds, budget_epochs) -> pd.DataFrame:
             per_epoch = passes_per_epoch(results, name, seed)
             for epoch in sorted(budget_epochs):
                 run = budget_run(results, name, seed, epoch)
-                scores = json.loads((Path(results) / "04_evaluate" / f"{run}-seed{seed}" / "scores.json").read_text())
+                scores = json.loads((evaluation_dir(results, run, seed) / "scores.json").read_text())
                 rows.append({"loss": name, "seed": seed, "epochs": int(epoch), "passes": epoch * per_epoch,
                              "best_epoch": int(scores["epoch"]), **run_summary(results, run, [seed])})
     return pd.DataFrame(rows, columns=list(COLUMNS))

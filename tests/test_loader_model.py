@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -269,3 +271,78 @@ def test_cosine_schedule_anneals_per_epoch_and_resumes_exactly(tmp_path):
     with pytest.raises(ValueError, match="unknown lr_schedule 'linear'; valid: constant, cosine"):
         training.train(models.build_model(decoder_channels=(16, 8, 8, 8, 8)), dice, ds, ds, tmp_path / "x",
                        epochs=1, lr_schedule="linear", progress=False)
+
+
+def _tiny_training(folder, epochs, **kwargs):
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 255, (6, 32, 32, 3), dtype=np.uint8)
+    masks = np.zeros((6, 32, 32), np.uint8)
+    masks[:, 9, :] = 1
+    ds = CrackDataset(images, masks)
+    torch.manual_seed(0)
+    net = models.build_model(decoder_channels=(16, 8, 8, 8, 8))
+    return training.train(net, _dice(), ds, ds, folder, epochs=epochs, batch_size=3, progress=False, seed=0, **kwargs)
+
+
+def test_progress_file_follows_the_training(tmp_path):
+    history = _tiny_training(tmp_path, 2)
+    info = json.loads((tmp_path / "checkpoints" / training.PROGRESS_FILE).read_text())
+    assert info["epoch"] == 2 and info["epochs"] == 2 and info["batches"] == 2
+    assert info["val_dice"] == pytest.approx(history.val_dice.iloc[-1])
+    assert info["seconds_per_epoch"] == pytest.approx(history.seconds.mean())
+    assert info["train_loss"] == pytest.approx(history.train_loss.iloc[-1])
+
+
+def test_segments_record_who_trained_the_weights_and_survive_a_rerun(tmp_path):
+    _tiny_training(tmp_path, 2)
+    first = json.loads((tmp_path / training.SEGMENTS_FILE).read_text())
+    assert [(s["epochs_from"], s["epochs_to"]) for s in first] == [(0, 2)]
+    assert {"git", "device", "seconds", "started"} <= set(first[0]) and "cpu_model" in first[0]["device"]
+    _tiny_training(tmp_path, 2)  # re-entered: trains nothing, must not claim the weights
+    assert json.loads((tmp_path / training.SEGMENTS_FILE).read_text()) == first
+    _tiny_training(tmp_path, 3)  # extended by one epoch: a second segment
+    third = json.loads((tmp_path / training.SEGMENTS_FILE).read_text())
+    assert [(s["epochs_from"], s["epochs_to"]) for s in third] == [(0, 2), (2, 3)]
+    best = torch.load(tmp_path / "checkpoints" / "best.pt", weights_only=False)
+    assert best["segments"] and "optimizer" not in best
+
+
+def test_checkpoint_dir_extends_a_constant_rate_training(tmp_path):
+    folder = tmp_path / "ck"
+    _tiny_training(tmp_path, 2, checkpoint_dir=folder)
+    base = {"LR": 1, "EPOCHS": 2, "SNAPSHOT_EPOCHS": [1], "LR_SCHEDULE": "constant"}
+    (folder / "parameters.json").write_text(json.dumps(base))
+    assert training.prepare_checkpoint_dir(folder, dict(base, EPOCHS=4, SNAPSHOT_EPOCHS=[1, 4])) == "extend"
+    assert training.prepare_checkpoint_dir(folder, dict(base, EPOCHS=4, SNAPSHOT_EPOCHS=[1, 4])) == "resume"
+    assert (folder / "last.pt").is_file()
+    assert training.prepare_checkpoint_dir(folder, dict(base, EPOCHS=1)) == "fresh"  # trained past it
+    assert not (folder / "last.pt").exists()
+    _tiny_training(tmp_path, 2, checkpoint_dir=folder)
+    cosine = dict(base, LR_SCHEDULE="cosine")
+    (folder / "parameters.json").write_text(json.dumps(cosine))
+    assert training.prepare_checkpoint_dir(folder, dict(cosine, EPOCHS=4)) == "fresh"  # the schedule depends on EPOCHS
+    _tiny_training(tmp_path, 2, checkpoint_dir=folder)
+    (folder / "parameters.json").write_text(json.dumps(base))
+    assert training.prepare_checkpoint_dir(folder, dict(base, EPOCHS=4, LR=2)) == "fresh"  # not only the length
+
+
+def test_seeded_augmentation_draws_each_transform_independently():
+    # Albumentations' Compose.set_random_seed gives every transform the same seed: both flips then fire
+    # together (a half turn) and no item is ever mirrored. Each transform must have its own stream.
+    image = np.zeros((16, 16, 3), np.uint8)
+    image[0, 1] = 255  # a marker whose position tells which D4 symmetry was applied
+    mask = np.zeros((16, 16), np.uint8)
+    mask[0, 1] = 1
+    ds = CrackDataset(image[None], mask[None], augment=augment.training_augmentation(rotation_limit=0, p_color=0),
+                      seed=0)
+    mirrored = rotated = 0
+    for epoch in range(400):
+        m = ds[epoch][1][0].numpy()
+        y, x = np.argwhere(m > 0)[0]
+        # the 8 images of (0, 1): rotations keep the orientation, mirror images reverse it
+        if (y, x) in {(1, 0), (0, 14), (15, 1), (14, 15)}:
+            mirrored += 1
+        elif (y, x) in {(0, 1), (1, 15), (15, 14), (14, 0)}:
+            rotated += 1
+    assert mirrored + rotated == 400
+    assert 0.4 < mirrored / 400 < 0.6  # h-flip xor v-flip: probability 1/2 with independent flips

@@ -1,0 +1,12 @@
+"""The study layer: how a study's notebook runs are laid out on disk, planned as a graph, skipped when
+up to date, executed (one process or a Dask cluster), watched and published.
+
+* :mod:`.layout` — the one owner of the results layout (run tags, run folders, checkpoint folders,
+  the published file list);
+* :mod:`.freshness` — when a finished run is up to date (its fingerprint);
+* :mod:`.watch` — live progress of the running trainings;
+* :mod:`.executor` — executes the run graph in order, or concurrently on Dask;
+* :mod:`.publishing` — the headline files and the HTML index of a study.
+
+:mod:`crack_utils.pipeline` is the command line on top (``python -m crack_utils.pipeline``).
+"""

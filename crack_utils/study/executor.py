@@ -1,0 +1,185 @@
+"""Executing a study's run graph: in this process, one run after another (the default), or concurrently
+on a Dask cluster (``--workers N`` on this machine, ``--scheduler ADDRESS`` for an existing cluster).
+
+Dask schedules, papermill executes: every run is still :func:`crack_utils.study.notebook_run.execute`
+into its atomic run folder. The graph is data -> distance maps -> train -> evaluate (per training) ->
+report (each :class:`~crack_utils.study.notebook_run.Run` names its ``deps``); a run starts as soon as
+its inputs exist. Each task:
+
+* is skipped with a one-line note when up to date (:mod:`crack_utils.study.freshness`), unless forced;
+* returns a failed :class:`Outcome` (notebook, cell, error; ``<run>.failed/`` kept) instead of raising,
+  so runs that do not depend on it go on and its dependents are reported as not run;
+* resumes a training from its checkpoint when it is retried — Dask reschedules the task of a worker that
+  died (up to ``distributed.scheduler.allowed-failures`` times), and the retried notebook continues from
+  ``last.pt``: no finished run is lost.
+
+Workers: one thread each (a run is a kernel process that uses the cores itself). On a machine with GPUs
+each worker is pinned to one GPU through ``CUDA_VISIBLE_DEVICES`` (Dask resources would only be labels),
+``per_gpu`` workers per GPU; on CPU the cores are shared out through ``OMP_NUM_THREADS``.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from crack_utils.study import freshness
+from crack_utils.study.notebook_run import Run, StudyError, execute, kernel_name
+
+
+@dataclass
+class Outcome:
+    """How one run ended: ``status`` is ``"done"``, ``"skipped"`` (up to date), ``"failed"`` or
+    ``"blocked"`` (an upstream run failed); ``message`` says why for the last two."""
+    name: str
+    status: str
+    seconds: float = 0.0
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("done", "skipped")
+
+
+def current_fingerprint(run: Run, results: Path, repo: Path) -> dict:
+    """The fingerprint ``run`` would have if executed now (upstream run ids as they are on disk)."""
+    upstream = {dep: freshness.run_id(results / dep) for dep in run.deps}
+    return freshness.fingerprint(freshness.notebook_digest(repo / run.notebook), run.parameters, upstream)
+
+
+def run_one(run: Run, results, repo, force: bool, progress: bool, *upstream: Outcome) -> Outcome:
+    """Execute ``run`` unless it is up to date (and not ``force``d) or an upstream run failed. Never
+    raises for a failing notebook (see the module docstring); Ctrl-C still propagates."""
+    results, repo = Path(results), Path(repo)
+    failed = [o.name for o in upstream if not o.ok]
+    if failed:
+        return Outcome(run.name, "blocked", message=f"not run: it needs {', '.join(failed)}, which did not finish")
+    current = current_fingerprint(run, results, repo)
+    if not force and freshness.is_up_to_date(results / run.name, Path(run.notebook).name, current):
+        return Outcome(run.name, "skipped")
+    t0 = time.perf_counter()
+    try:
+        execute(run, results, repo, kernel_name(), progress=progress, fingerprint=current)
+    except StudyError as err:
+        return Outcome(run.name, "failed", time.perf_counter() - t0, str(err))
+    return Outcome(run.name, "done", time.perf_counter() - t0)
+
+
+def forced(run: Run, force) -> bool:
+    """``force``: True (every run), a collection of stage names, or falsy."""
+    return force is True or (bool(force) and run.stage in force)
+
+
+def _note(outcome: Outcome, results: Path, index: int, total: int, started: bool = False) -> str:
+    """The line that reports how a run ended (``started``: its start line was printed just before)."""
+    where = f"results/{results.name}/{outcome.name}"
+    if started and outcome.status in ("done", "failed"):
+        return f"      done in {outcome.seconds:.0f} s" if outcome.status == "done" else \
+            f"      FAILED — {outcome.message.splitlines()[0]}"
+    if outcome.status == "skipped":
+        return f"[{index}/{total}] {where}: up to date, skipped"
+    if outcome.status == "done":
+        return f"[{index}/{total}] {where}: done in {outcome.seconds:.0f} s"
+    return f"[{index}/{total}] {where}: {outcome.status.upper()} — {outcome.message.splitlines()[0]}"
+
+
+def run_in_process(runs: list[Run], results: Path, repo: Path, force=None, progress: bool = True,
+                   finished: dict | None = None, report=print) -> list[Outcome]:
+    """Execute ``runs`` (in plan order, which respects ``deps``) one after another in this process."""
+    finished = {} if finished is None else finished
+    outcomes: dict[str, Outcome] = {}
+    for index, run in enumerate(runs, 1):
+        upstream = [outcomes[d] for d in run.deps if d in outcomes]
+        started = all(o.ok for o in upstream) and (forced(run, force) or not freshness.is_up_to_date(
+            results / run.name, Path(run.notebook).name, current_fingerprint(run, results, repo)))
+        if started:
+            report(f"[{index}/{len(runs)}] {run.notebook} -> results/{results.name}/{run.name}")
+        outcome = run_one(run, results, repo, forced(run, force), progress, *upstream)
+        outcomes[run.name] = outcome
+        finished[run.name] = outcome.status
+        report(_note(outcome, results, index, len(runs), started))
+    return list(outcomes.values())
+
+
+class PinWorker:
+    """Dask worker plugin: pins the worker to one GPU (``CUDA_VISIBLE_DEVICES``; ``per_gpu`` workers share
+    one) or, without GPUs, gives it its share of the cores (``OMP_NUM_THREADS``). Kernels the worker starts
+    inherit the environment. The worker's index is its name (LocalCluster names workers 0, 1, ...)."""
+
+    name = "crack-pin-worker"
+
+    def __init__(self, gpus: int, per_gpu: int, threads: int, environ: dict):
+        self.gpus, self.per_gpu, self.threads, self.environ = gpus, per_gpu, threads, environ
+
+    def setup(self, worker):
+        os.environ.update(self.environ)
+        try:
+            index = int(worker.name)
+        except (TypeError, ValueError):
+            index = 0
+        if self.gpus:
+            os.environ["CUDA_VISIBLE_DEVICES"] = str((index // self.per_gpu) % self.gpus)
+        os.environ["OMP_NUM_THREADS"] = str(self.threads)
+
+    def teardown(self, worker):
+        pass
+
+
+def local_cluster(workers: int | None, per_gpu: int = 1, dashboard: bool = True):
+    """A Dask ``Client`` on a new ``LocalCluster`` of worker processes on this machine (one thread each):
+    ``workers`` of them (default: GPUs x ``per_gpu``, or 1 without GPUs)."""
+    import torch
+    from distributed import Client, LocalCluster
+
+    gpus = torch.cuda.device_count()
+    n = workers or max(1, gpus * per_gpu)
+    threads = max(1, (os.cpu_count() or 1) // n)
+    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                           dashboard_address=":8787" if dashboard else None)
+    client = Client(cluster)
+    environ = {k: v for k, v in os.environ.items() if k in ("JUPYTER_PATH", "TQDM_DISABLE")}
+    client.register_plugin(PinWorker(gpus, per_gpu, threads, environ), name=PinWorker.name)
+    return client
+
+
+def connect(scheduler: str):
+    """A Dask ``Client`` for an existing cluster: ``scheduler`` is a ``tcp://host:port`` address or a
+    scheduler file (``dask scheduler --scheduler-file ...``, ``SLURMCluster``'s ``scheduler_file``)."""
+    from distributed import Client
+
+    if Path(scheduler).expanduser().is_file():
+        return Client(scheduler_file=str(Path(scheduler).expanduser()))
+    return Client(scheduler)
+
+
+def run_on_dask(client, runs: list[Run], results: Path, repo: Path, force=None, finished: dict | None = None,
+                report=print) -> list[Outcome]:
+    """Submit every run as a task whose arguments are its upstream runs' futures, so each starts as soon
+    as its inputs exist; collect the outcomes as they come. A task lost with its worker beyond Dask's
+    retries is reported as failed."""
+    from distributed import as_completed
+
+    finished = {} if finished is None else finished
+    futures, names = {}, {}
+    for run in runs:
+        upstream = [futures[d] for d in run.deps if d in futures]
+        future = client.submit(run_one, run, str(results), str(repo), forced(run, force), False, *upstream,
+                               key=f"{results.name}/{run.name}-{freshness.new_run_id()[:8]}", pure=False)
+        futures[run.name], names[future.key] = future, run.name
+    outcomes: dict[str, Outcome] = {}
+    try:
+        for index, future in enumerate(as_completed(list(futures.values())), 1):
+            name = names[future.key]
+            try:
+                outcome = future.result()
+            except Exception as err:  # e.g. KilledWorker: the task's worker died too often
+                outcome = Outcome(name, "failed", message=f"{type(err).__name__}: {err}")
+            outcomes[name] = outcome
+            finished[name] = outcome.status
+            report(_note(outcome, results, index, len(runs)))
+    except KeyboardInterrupt:
+        for future in futures.values():
+            future.cancel()
+        raise
+    return [outcomes[r.name] for r in runs if r.name in outcomes]

@@ -1,0 +1,71 @@
+"""When a finished run is up to date, so that rerunning a study skips it.
+
+A run's **fingerprint** is what its result depends on:
+
+* the notebook file (its bytes: any edit to a cell counts),
+* the papermill parameters of the run (the config values it receives),
+* the ``run_id`` of every upstream run it reads (a fresh id each time a run executes, so a re-executed
+  upstream run makes its dependents rerun).
+
+A run is **up to date** when its folder is complete (the pipeline renames ``.tmp-<run>`` to the final
+folder only after success, so a folder with its executed notebook and ``run_metadata.json`` is complete)
+and the fingerprint stored in its ``run_metadata.json`` equals the current one.
+
+Not part of the fingerprint: the code of ``crack_utils`` (a bug fix in a plotting helper must not retrain a
+study), package versions and the machine. Each run's metadata records its commit, and the report lists
+the commits its runs were made at, flagging a study whose runs come from more than one commit; after a
+change to code that affects results, rerun with ``--force`` (all runs, or the named stages).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from pathlib import Path
+
+METADATA = "run_metadata.json"
+
+
+def new_run_id() -> str:
+    """A fresh identifier for one execution of a run."""
+    return uuid.uuid4().hex
+
+
+def notebook_digest(path: str | Path) -> str:
+    """SHA-256 of a notebook file's bytes."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def fingerprint(notebook_digest_: str, parameters: dict, upstream_ids: dict) -> dict:
+    """The JSON-comparable fingerprint of a run (see the module docstring). ``upstream_ids``:
+    ``{upstream run name: its run_id}``."""
+    canonical = json.loads(json.dumps({"notebook": notebook_digest_, "parameters": parameters,
+                                       "upstream": upstream_ids}, sort_keys=True, default=str))
+    return canonical
+
+
+def read_metadata(folder: str | Path) -> dict | None:
+    """``run_metadata.json`` of a finished run folder, or None when the folder is not a complete run."""
+    path = Path(folder) / METADATA
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def run_id(folder: str | Path) -> str | None:
+    """The ``run_id`` recorded in a finished run folder (None when missing: an older or incomplete run)."""
+    meta = read_metadata(folder)
+    return None if meta is None else meta.get("run_id")
+
+
+def is_up_to_date(folder: str | Path, notebook_name: str, current: dict) -> bool:
+    """Whether the finished run in ``folder`` (its executed ``notebook_name`` and metadata present) was
+    made with the fingerprint ``current``. Runs without a stored fingerprint (made before fingerprints
+    existed) are never up to date."""
+    folder = Path(folder)
+    meta = read_metadata(folder)
+    return (meta is not None and (folder / notebook_name).is_file() and meta.get("run_id") is not None
+            and meta.get("fingerprint") == current)

@@ -1,0 +1,167 @@
+"""Live progress of a running study, on the console: runs done / running / queued with an ETA, and for
+each running training its epoch, training loss, validation Dice and seconds per epoch.
+
+It reads only files, so it works the same whether the runs execute in this process or on Dask workers
+(on this machine or on a cluster with a shared filesystem):
+
+* a run is *running* while its ``.tmp-<run>`` folder exists (the pipeline executes every run there and
+  renames it when it succeeds);
+* a training reports ``checkpoints/<tag>/progress.json`` (written by :func:`crack_utils.training.train`
+  at every epoch's end and every ~10 s within an epoch).
+
+:class:`Watcher` prints a line whenever something changed, at most every ``interval`` seconds, from a
+background thread; :func:`status_line` is the pure function that composes it.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+from crack_utils.training import PROGRESS_FILE
+
+
+def read_progress(checkpoint_dir: str | Path) -> dict | None:
+    """A training's ``progress.json`` (see :class:`crack_utils.training._ProgressFile`), None if absent."""
+    try:
+        return json.loads((Path(checkpoint_dir) / PROGRESS_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    if seconds < 90:
+        return f"{seconds} s"
+    if seconds < 5400:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def training_line(name: str, progress: dict | None) -> str:
+    """``bce-seed0: epoch 2/10 (40 %), loss 0.2312, val Dice 0.612, 615 s/epoch`` (what is known so far)."""
+    if not progress:
+        return f"{name}: starting"
+    epochs, done = progress.get("epochs") or 0, progress.get("epoch") or 0
+    batches, batch = progress.get("batches") or 0, progress.get("batch") or 0
+    running = min(done + 1, epochs) if batch and done < epochs else max(done, 1)
+    share = f" ({100 * batch / batches:.0f} %)" if batch and batches and done < epochs else ""
+    parts = [f"{name}: epoch {running}/{epochs}{share}"]
+    if progress.get("train_loss") is not None:
+        parts.append(f"loss {progress['train_loss']:.4f}")
+    if progress.get("val_dice") is not None:
+        parts.append(f"val Dice {progress['val_dice']:.3f}")
+    if progress.get("seconds_per_epoch"):
+        parts.append(f"{progress['seconds_per_epoch']:.0f} s/epoch")
+    return ", ".join(parts)
+
+
+def remaining_epochs(epochs: int, progress: dict | None) -> float:
+    """Epochs a training still has to run, counting the finished share of the running epoch."""
+    if not progress:
+        return float(epochs)
+    done = float(progress.get("epoch") or 0)
+    if progress.get("batches") and progress.get("batch") and done < epochs:
+        done += progress["batch"] / progress["batches"]
+    return max(0.0, epochs - done)
+
+
+def eta_seconds(train_epochs_left: float, seconds_per_epoch: float | None, other_runs_left: int,
+                seconds_per_other_run: float | None, workers: int) -> float | None:
+    """Wall time left: training epochs x seconds per epoch, plus the other runs x their mean time, shared
+    by ``workers``. None while no epoch has been timed yet (no honest estimate)."""
+    if train_epochs_left > 0 and not seconds_per_epoch:
+        return None
+    total = train_epochs_left * (seconds_per_epoch or 0.0) + other_runs_left * (seconds_per_other_run or 0.0)
+    return total / max(1, workers)
+
+
+def status_line(done: int, running: list[str], queued: int, failed: int, eta: float | None,
+                trainings: list[str]) -> str:
+    """One progress line: counts, ETA and the running trainings' lines."""
+    head = f"{done} done, {len(running)} running, {queued} queued" + (f", {failed} failed" if failed else "")
+    head += f", ETA {_duration(eta)}" if eta is not None else ", ETA after the first timed epoch"
+    others = [r for r in running if not any(t.startswith(r.split("/")[-1] + ":") for t in trainings)]
+    return "  [progress] " + " | ".join([head, *trainings, *others])
+
+
+class Watcher:
+    """Prints :func:`status_line` for a study's runs from a background thread.
+
+    ``runs``: the study's runs (objects with ``name``, ``stage``, ``parameters``); ``finished``: a dict the
+    executor fills with ``{run name: status}`` as runs end (shared, read here); ``workers``: runs at once.
+    """
+
+    def __init__(self, runs, results: Path, repo: Path, finished: dict, workers: int = 1, interval: float = 15.0,
+                 stream=None):
+        import sys
+
+        self.runs, self.results, self.repo, self.finished, self.workers = list(runs), Path(results), Path(repo), finished, workers
+        self.interval, self.stream = interval, stream or sys.stdout
+        self._stop, self._thread, self._last = threading.Event(), None, None
+        self.durations: dict[str, float] = {}
+        self._started: dict[str, float] = {}
+        self._per_epoch: dict[str, float] = {}  # seconds per epoch of every training seen so far
+
+    def _is_running(self, run) -> bool:
+        folder = self.results / run.name
+        return (folder.parent / f".tmp-{folder.name}").is_dir()
+
+    def line(self) -> str:
+        """The current status line (see :func:`status_line`)."""
+        now = time.monotonic()
+        running, trainings = [], []
+        train_left, other_left = 0.0, 0
+        for run in self.runs:
+            if run.name in self.finished:
+                continue
+            is_running = self._is_running(run)
+            if is_running:
+                running.append(run.name)
+                self._started.setdefault(run.name, now)
+            if run.stage == "train":
+                progress = read_progress(self.repo / run.parameters["CHECKPOINT_DIR"]) if is_running else None
+                if progress and progress.get("seconds_per_epoch"):
+                    self._per_epoch[run.name] = progress["seconds_per_epoch"]
+                if is_running:
+                    trainings.append(training_line(run.name.split("/")[-1], progress))
+                train_left += remaining_epochs(int(run.parameters["EPOCHS"]), progress)
+            else:
+                other_left += 1
+        for name in list(self._started):
+            if name in self.finished:
+                self.durations.setdefault(name, now - self._started.pop(name))
+        others = [d for n, d in self.durations.items() if not n.startswith("03_train/")]
+        per_epoch = list(self._per_epoch.values())
+        eta = eta_seconds(train_left, sum(per_epoch) / len(per_epoch) if per_epoch else None, other_left,
+                          sum(others) / len(others) if others else 30.0, self.workers)
+        failed = sum(1 for status in self.finished.values() if status in ("failed", "blocked"))
+        queued = len(self.runs) - len(self.finished) - len(running)
+        return status_line(len(self.finished) - failed, running, queued, failed, eta, trainings)
+
+    def tick(self, force: bool = False) -> None:
+        """Print the status line if it changed (or ``force``)."""
+        text = self.line()
+        key = text.split(", ETA")[0] + text.split("|", 1)[-1]
+        if force or key != self._last:
+            self._last = key
+            print(text, file=self.stream, flush=True)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.tick()
+            except Exception:  # progress display must never break a study
+                pass
+
+    def __enter__(self):
+        self._thread = threading.Thread(target=self._loop, name="study-progress", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        return False

@@ -1,0 +1,121 @@
+"""The study as a graph on Dask, skipping up-to-date runs, faults and a worker killed mid-training
+(issue 11). Tiny synthetic studies; each test a minute or two on 2 cores."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import yaml
+
+from crack_utils.metrics import METRICS
+from crack_utils.paths import repo_root
+
+REPO = repo_root()
+pytestmark = pytest.mark.notebooks
+
+
+def _config(tmp_path, name, **training):
+    config = yaml.safe_load((REPO / "configs" / "tiny.yaml").read_text())
+    config["losses"] = ["dice", "distance"]
+    config["training"].update(training)
+    for key in ("evaluation", "variants"):
+        config.pop(key, None)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    shutil.rmtree(REPO / "results" / name, ignore_errors=True)
+    return path
+
+
+def _pipeline(config, *extra, timeout=900):
+    return subprocess.run([sys.executable, "-m", "crack_utils.pipeline", "--config", str(config), "--no-progress", *extra],
+                          cwd=REPO, capture_output=True, text=True, timeout=timeout)
+
+
+def _run_ids(out):
+    return {str(p.parent.relative_to(out)): json.loads(p.read_text())["run_id"] for p in out.rglob("run_metadata.json")}
+
+
+def test_study_on_a_local_dask_cluster_then_nothing_to_do(tmp_path):
+    config = _config(tmp_path, "tiny-dask")
+    out = REPO / "results" / "tiny-dask"
+    first = _pipeline(config, "--workers", "2")
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert "on Dask (2 local workers)" in first.stdout
+    assert "[progress]" in first.stdout and "val Dice" in first.stdout  # the live line showed the trainings
+    table = pd.read_csv(out / "table1.csv")
+    assert sorted(table.loss.unique()) == ["dice", "distance"]
+    for run in ("01_data", "02_distance", "03_train/dice-seed0", "04_evaluate/distance-seed0", "05_report"):
+        meta = json.loads((out / run / "run_metadata.json").read_text())
+        assert meta["fingerprint"]["parameters"] and meta["run_id"], run
+    assert json.loads((out / "03_train" / "dice-seed0" / "run_metadata.json").read_text())["weights_trained_by"][0]["epochs_to"] == 2
+    ids = _run_ids(out)
+    t0 = time.perf_counter()
+    second = _pipeline(config)  # in one process this time: the same graph, all up to date
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "(0 runs executed, 9 up to date)" in second.stdout
+    assert second.stdout.count("up to date, skipped") == 9
+    assert time.perf_counter() - t0 < 60
+    assert _run_ids(out) == ids  # nothing re-executed, no metadata replaced
+    # --force with a stage: only that stage's runs are re-executed
+    forced = _pipeline(config, "--force", "report")
+    assert forced.returncode == 0 and "(1 runs executed, 8 up to date)" in forced.stdout, forced.stdout[-2000:]
+    changed = {k for k, v in _run_ids(out).items() if ids[k] != v}
+    assert changed == {"05_report"}
+
+
+def test_a_failing_run_stops_only_what_depends_on_it(tmp_path):
+    config = _config(tmp_path, "tiny-dask-fault", snapshot_epochs=[1])
+    empty = tmp_path / "extra-without-pairs"
+    empty.mkdir()  # exists (the config check passes), holds no image/mask pairs: evaluation fails
+    text = yaml.safe_load(config.read_text())
+    text["evaluation"] = {"extra_folder": str(empty)}
+    config.write_text(yaml.safe_dump(text))
+    out = REPO / "results" / "tiny-dask-fault"
+    result = _pipeline(config, "--workers", "2")
+    assert result.returncode == 1, result.stdout[-2000:]
+    assert "2 run(s) failed, 1 not run because of them:" in result.stderr
+    assert "- 04_evaluate/dice-seed0: notebooks/04_evaluate_model.ipynb failed in cell" in result.stderr
+    assert "- 04_evaluate/distance-seed0:" in result.stderr and "- 05_report: not run" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert (out / "04_evaluate" / "dice-seed0.failed").is_dir() and not (out / "05_report").exists()
+    # runs that do not need the failed ones finished: the trainings and the budget evaluations
+    for run in ("03_train/dice-seed0", "03_train/distance-seed0", "04_evaluate/dice-epoch1-seed0",
+                "04_evaluate/distance-epoch1-seed0"):
+        assert (out / run / "run_metadata.json").is_file(), run
+
+
+def test_worker_killed_mid_training_loses_nothing_and_reaches_the_same_result(tmp_path):
+    import psutil
+    import torch
+
+    reference = _config(tmp_path, "tiny-dask-ref", epochs=4)
+    assert _pipeline(reference).returncode == 0
+    config = _config(tmp_path, "tiny-dask-kill", epochs=4)
+    out = REPO / "results" / "tiny-dask-kill"
+    last = out / "checkpoints" / "dice-seed0" / "last.pt"
+    proc = subprocess.Popen([sys.executable, "-m", "crack_utils.pipeline", "--config", str(config), "--no-progress",
+                             "--workers", "1"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 600
+    while not last.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert last.exists(), "no checkpoint appeared"
+    kernels = [p for p in psutil.Process(proc.pid).children(recursive=True)
+               if any("ipykernel" in part for part in p.cmdline())]
+    workers = {k.parent().pid for k in kernels}
+    assert len(workers) == 1
+    os.kill(workers.pop(), signal.SIGKILL)  # the worker process dies with its kernel; the study goes on
+    killed_at = torch.load(last, weights_only=False)["epoch"]
+    output, _ = proc.communicate(timeout=900)
+    assert killed_at < 4, "the training finished before it could be killed"
+    assert proc.returncode == 0, output[-3000:]
+    executed = (out / "03_train" / "dice-seed0" / "03_train_model.ipynb").read_text()
+    assert "checkpoints: resume" in executed  # Dask retried the task, which continued from last.pt
+    for loss in ("dice", "distance"):
+        ref = json.loads((REPO / "results" / "tiny-dask-ref" / "04_evaluate" / f"{loss}-seed0" / "scores.json").read_text())
+        got = json.loads((out / "04_evaluate" / f"{loss}-seed0" / "scores.json").read_text())
+        assert {k: got[k] for k in METRICS} == {k: ref[k] for k in METRICS}, loss

@@ -1,0 +1,148 @@
+"""The study layer without notebooks: layout, fingerprints, the progress line, outcomes of a graph."""
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from crack_utils.config import load_config
+from crack_utils.pipeline import failure_summary, plan
+from crack_utils.study import freshness, layout, watch
+from crack_utils.study.executor import Outcome, run_one
+
+
+def test_layout_owns_the_run_folders(tmp_path):
+    assert layout.run_tag("dice", 3) == "dice-seed3"
+    assert layout.train_dir(tmp_path, "dice", 3) == tmp_path / "03_train" / "dice-seed3"
+    assert layout.evaluation_dir(tmp_path, "dice", 3) == tmp_path / "04_evaluate" / "dice-seed3"
+    assert layout.evaluation_dir(tmp_path, "dice", 3, epoch=5) == tmp_path / "04_evaluate" / "dice-epoch5-seed3"
+    assert layout.checkpoint_dir(tmp_path, "bce", 0) == tmp_path / "checkpoints" / "bce-seed0"
+
+
+def test_plan_names_and_dependencies_follow_the_layout(tmp_path):
+    (tmp_path / "c.yaml").write_text("losses: [dice]\nseeds: [0, 1]\ntraining: {epochs: 3, snapshot_epochs: [1, 3]}\n")
+    config = load_config(tmp_path / "c.yaml")
+    runs = {r.name: r for r in plan(config)}
+    base = Path(layout.study_dir(config["name"]))
+    assert runs["01_data"].deps == () and runs["02_distance"].deps == ("01_data",)
+    assert runs["03_train/dice-seed1"].deps == ("01_data",)
+    assert runs["04_evaluate/dice-seed1"].deps == ("01_data", "03_train/dice-seed1")
+    assert runs["04_evaluate/dice-epoch1-seed0"].deps == ("01_data", "03_train/dice-seed0")
+    assert set(runs["05_report"].deps) == set(runs) - {"05_report"}
+    assert runs["03_train/dice-seed1"].parameters["CHECKPOINT_DIR"] == layout.checkpoint_dir(base, "dice", 1).as_posix()
+    order = list(runs)
+    for name, run in runs.items():  # plan order respects the graph
+        assert all(order.index(d) < order.index(name) for d in run.deps)
+
+
+def _finished_run(folder: Path, fingerprint: dict, run_id="abc", notebook="n.ipynb"):
+    folder.mkdir(parents=True)
+    (folder / notebook).write_text("{}")
+    (folder / freshness.METADATA).write_text(json.dumps({"run_id": run_id, "fingerprint": fingerprint}))
+
+
+def test_up_to_date_needs_a_complete_folder_and_the_same_fingerprint(tmp_path):
+    fp = freshness.fingerprint("digest", {"LR": 0.001, "LOSSES": ["dice"]}, {"01_data": "id1"})
+    _finished_run(tmp_path / "run", fp)
+    assert freshness.is_up_to_date(tmp_path / "run", "n.ipynb", fp)
+    assert freshness.is_up_to_date(tmp_path / "run", "n.ipynb",  # JSON round trip, key order irrelevant
+                                   freshness.fingerprint("digest", {"LOSSES": ["dice"], "LR": 1e-3}, {"01_data": "id1"}))
+    assert not freshness.is_up_to_date(tmp_path / "run", "n.ipynb", freshness.fingerprint("other", {"LR": 0.001, "LOSSES": ["dice"]}, {"01_data": "id1"}))
+    assert not freshness.is_up_to_date(tmp_path / "run", "n.ipynb", freshness.fingerprint("digest", {"LR": 0.002, "LOSSES": ["dice"]}, {"01_data": "id1"}))
+    assert not freshness.is_up_to_date(tmp_path / "run", "n.ipynb", freshness.fingerprint("digest", {"LR": 0.001, "LOSSES": ["dice"]}, {"01_data": "id2"}))
+    assert not freshness.is_up_to_date(tmp_path / "run", "other.ipynb", fp)  # executed notebook missing
+    assert not freshness.is_up_to_date(tmp_path / "missing", "n.ipynb", fp)
+    old = tmp_path / "old"  # made before fingerprints: never up to date
+    old.mkdir()
+    (old / "n.ipynb").write_text("{}")
+    (old / freshness.METADATA).write_text(json.dumps({"parameters": {}}))
+    assert not freshness.is_up_to_date(old, "n.ipynb", fp)
+
+
+def test_run_one_skips_an_up_to_date_run_and_blocks_after_a_failure(tmp_path):
+    repo, results = tmp_path, tmp_path / "results" / "s"
+    (repo / "nb.ipynb").write_text('{"cells": []}')
+    from crack_utils.study.notebook_run import Run
+    from crack_utils.study.executor import current_fingerprint
+
+    up = Run("data", "01_data", {"A": 1})
+    _finished_run(results / "01_data", {}, run_id="u1", notebook="01_clean_data.ipynb")
+    run = Run("distance", "02_distance", {"B": 2}, deps=("01_data",))
+    run.__class__ = type("R", (Run,), {"notebook": property(lambda self: "nb.ipynb")})
+    _finished_run(results / "02_distance", current_fingerprint(run, results, repo), notebook="nb.ipynb")
+    assert run_one(run, results, repo, False, False).status == "skipped"
+    blocked = run_one(run, results, repo, False, False, Outcome("01_data", "failed", message="boom"))
+    assert blocked.status == "blocked" and "01_data" in blocked.message
+    assert up.deps == ()
+
+
+def test_failure_summary_lists_failures_then_blocked_runs():
+    text = failure_summary([Outcome("03_train/a-seed0", "failed", message="nb failed in cell 3"),
+                            Outcome("04_evaluate/a-seed0", "blocked", message="not run: it needs 03_train/a-seed0")])
+    assert text.splitlines()[0] == "1 run(s) failed, 1 not run because of them:"
+    assert "03_train/a-seed0: nb failed in cell 3" in text and "04_evaluate/a-seed0: not run" in text
+
+
+def test_training_line_and_eta():
+    assert watch.training_line("bce-seed0", None) == "bce-seed0: starting"
+    mid = {"epoch": 1, "epochs": 10, "batch": 57, "batches": 228, "train_loss": 0.23124, "val_dice": 0.6123,
+           "seconds_per_epoch": 615.2}
+    assert watch.training_line("bce-seed0", mid) == \
+        "bce-seed0: epoch 2/10 (25 %), loss 0.2312, val Dice 0.612, 615 s/epoch"
+    end = dict(mid, epoch=10, batch=0)
+    assert watch.training_line("bce-seed0", end).startswith("bce-seed0: epoch 10/10,")
+    assert watch.remaining_epochs(10, mid) == pytest.approx(8.75)
+    assert watch.remaining_epochs(10, None) == 10
+    assert watch.eta_seconds(8.75, None, 3, 30.0, 1) is None  # nothing timed yet: no guess
+    assert watch.eta_seconds(8.75, 600.0, 3, 30.0, 1) == pytest.approx(8.75 * 600 + 90)
+    assert watch.eta_seconds(8.75, 600.0, 3, 30.0, 2) == pytest.approx((8.75 * 600 + 90) / 2)
+    line = watch.status_line(3, ["03_train/bce-seed0"], 11, 0, 5340.0, [watch.training_line("bce-seed0", mid)])
+    assert line == ("  [progress] 3 done, 1 running, 11 queued, ETA 89 min | "
+                    "bce-seed0: epoch 2/10 (25 %), loss 0.2312, val Dice 0.612, 615 s/epoch")
+
+
+def test_watcher_reads_running_trainings_from_the_files(tmp_path):
+    from crack_utils.study.notebook_run import Run
+
+    repo = tmp_path
+    results = repo / "results" / "s"
+    ckpt = results / "checkpoints" / "bce-seed0"
+    ckpt.mkdir(parents=True)
+    runs = [Run("data", "01_data"), Run("train", "03_train/bce-seed0", {"EPOCHS": 4, "CHECKPOINT_DIR": "results/s/checkpoints/bce-seed0"}),
+            Run("evaluate", "04_evaluate/bce-seed0")]
+    finished = {"01_data": "done"}
+    stream = io.StringIO()
+    w = watch.Watcher(runs, results, repo, finished, stream=stream)
+    assert "1 done, 0 running, 2 queued" in w.line()
+    (results / "03_train" / ".tmp-bce-seed0").mkdir(parents=True)
+    (ckpt / "progress.json").write_text(json.dumps({"epoch": 2, "epochs": 4, "batch": 0, "batches": 10,
+                                                    "train_loss": 0.5, "val_dice": 0.4, "seconds_per_epoch": 100.0}))
+    w.tick()
+    w.tick()  # unchanged: printed once
+    out = stream.getvalue().splitlines()
+    assert len(out) == 1 and "1 done, 1 running, 1 queued, ETA" in out[0]
+    assert "bce-seed0: epoch 2/4, loss 0.5000, val Dice 0.400, 100 s/epoch" in out[0]
+
+
+def test_readme_slurm_recipe_asks_one_gpu_and_one_run_per_job(monkeypatch):
+    # the copy-pasteable recipe in the README must build a cluster whose jobs each hold one GPU and run one
+    # notebook at a time (a worker with 8 threads would start 8 trainings on one GPU)
+    import re
+
+    from crack_utils.paths import repo_root
+
+    text = (repo_root() / "README.md").read_text()
+    recipe = re.search(r"```python\n(from dask_jobqueue import SLURMCluster.*?)```", text, re.S).group(1)
+    submitted = {}
+    import crack_utils.pipeline
+
+    monkeypatch.setattr(crack_utils.pipeline, "run_study", lambda config, **kw: submitted.update(config=config, **kw))
+    namespace: dict = {}
+    exec(compile(recipe.replace("cluster.adapt(", "(lambda **kw: None)("), "README", "exec"), namespace)
+    cluster = namespace["cluster"]
+    try:
+        script = cluster.job_script()
+        assert "#SBATCH --gres=gpu:1" in script and "--nthreads 1" in script and "--lifetime" in script
+        assert submitted == {"config": "configs/paper.yaml", "scheduler": cluster.scheduler_address}
+    finally:
+        cluster.close()
