@@ -88,9 +88,11 @@ def generalization_figure(table: pd.DataFrame):
     return fig
 
 
-def run(config_paths, name: str = "lodo", summary_only: bool = False, progress: bool = True) -> Path:
-    """Run each study whose results are missing (unless ``summary_only``), then notebook 06 over all of them;
-    returns ``results/<name>``."""
+def run(config_paths, name: str = "lodo", summary_only: bool = False, progress: bool = True,
+        workers: int | None = None, scheduler: str | None = None) -> Path:
+    """Run the studies whose results are missing (unless ``summary_only``) as one graph — concurrently on
+    Dask with ``workers`` or ``scheduler`` (see :func:`crack_utils.pipeline.run_studies`) — then notebook 06
+    over all of them; returns ``results/<name>``."""
     from crack_utils import pipeline
     from crack_utils.config import load_config
     from crack_utils.paths import repo_root
@@ -99,9 +101,10 @@ def run(config_paths, name: str = "lodo", summary_only: bool = False, progress: 
     configs = [load_config(p) for p in config_paths]
     if not configs:
         raise pipeline.StudyError("no study configs given (e.g. --configs configs/lodo_*.yaml)")
-    for path, config in zip(config_paths, configs):
-        if not summary_only and not (repo / "results" / config["name"] / "table1.csv").is_file():
-            pipeline.run_study(path, progress=progress)
+    missing_results = [path for path, config in zip(config_paths, configs)
+                       if not (repo / "results" / config["name"] / "table1.csv").is_file()]
+    if missing_results and not summary_only:
+        pipeline.run_studies(missing_results, progress=progress, workers=workers, scheduler=scheduler)
     studies = [f"results/{c['name']}" for c in configs]
     missing = [s for s in studies if not (repo / s / "study_config.json").is_file()]
     if missing:
@@ -132,9 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default="lodo", help="results folder of the summary (default: lodo)")
     parser.add_argument("--summary-only", action="store_true", help="do not run missing studies")
     parser.add_argument("--no-progress", action="store_true", help="hide papermill's cell progress bars")
+    parser.add_argument("--workers", type=int, metavar="N", help="run the studies concurrently on N local Dask workers")
+    parser.add_argument("--scheduler", metavar="ADDRESS", help="run the studies on an existing Dask cluster")
     args = parser.parse_args(argv)
     try:
-        run(args.configs, args.name, args.summary_only, progress=not args.no_progress)
+        run(args.configs, args.name, args.summary_only, progress=not args.no_progress, workers=args.workers,
+            scheduler=args.scheduler)
     except (ConfigError, StudyError, FileNotFoundError, OSError) as err:
         print(f"\nThe summary stopped: {err}", file=sys.stderr)
         return 1

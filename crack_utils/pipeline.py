@@ -111,56 +111,90 @@ def run_study(config_path: str | Path, stages: list[str] | None = None, progress
 
     ``stages``: only these stages; ``force``: True or stage names to rerun even when up to date;
     ``workers``/``scheduler``/``per_gpu``: run on Dask (see :mod:`crack_utils.study.executor`)."""
+    return run_studies([config_path], stages, progress, force=force, workers=workers, scheduler=scheduler,
+                       per_gpu=per_gpu, watch_interval=watch_interval)[0]
+
+
+def study_runs(config: dict, stages: list[str] | None = None) -> list[Run]:
+    """:func:`plan` with run names (and deps) relative to ``results/``: ``<study>/<run>``, so that the runs
+    of several studies form one graph."""
+    prefix = config["name"] + "/"
+    return [Run(r.stage, prefix + r.name, r.parameters, tuple(prefix + d for d in r.deps))
+            for r in plan(config) if stages is None or r.stage in stages]
+
+
+def run_studies(config_paths, stages: list[str] | None = None, progress: bool = True, *, force=None,
+                workers: int | None = None, scheduler: str | None = None, per_gpu: int = 1,
+                watch_interval: float = 15.0) -> list[Path]:
+    """Execute the run graphs of several study configs as one graph (on Dask, runs of different studies
+    run concurrently); returns their ``results/<name>`` folders. See :func:`run_study`."""
     repo = repo_root()
-    config = load_config(config_path)
-    check_paths(config, stages, str(config_path))
-    results = repo / layout.study_dir(config["name"])
-    check_writable(results)
-    (results / "study_config.json").write_text(json.dumps(config, indent=2) + "\n")
+    configs = []
+    for path in config_paths:
+        config = load_config(path)
+        check_paths(config, stages, str(path))
+        folder = repo / layout.study_dir(config["name"])
+        check_writable(folder)
+        configs.append(config)
+    names = [c["name"] for c in configs]
+    if len(set(names)) != len(names):
+        raise StudyError(f"two configs have the same name: {', '.join(sorted({n for n in names if names.count(n) > 1}))}")
+    for config in configs:
+        (repo / layout.study_dir(config["name"]) / "study_config.json").write_text(json.dumps(config, indent=2) + "\n")
     kernel_name()
     # Batch runs: no per-batch progress bars inside the executed notebooks (the progress line shows the
     # trainings); the per-epoch summary lines remain in the reports.
     os.environ.setdefault("TQDM_DISABLE", "1")
-    runs = [r for r in plan(config) if stages is None or r.stage in stages]
+    root = repo / "results"
+    runs = [run for config in configs for run in study_runs(config, stages)]
     on_dask = bool(workers or scheduler)
-    print(f"study {config['name']!r}: {len(runs)} notebook runs"
+    what = f"study {names[0]!r}" if len(names) == 1 else f"{len(names)} studies ({', '.join(names)})"
+    print(f"{what}: {len(runs)} notebook runs"
           + (f" on Dask ({scheduler or f'{workers} local workers'})" if on_dask else "")
           + "; runs that are up to date are skipped" + (" (except forced ones)" if force else ""), flush=True)
     t0 = time.perf_counter()
     finished: dict = {}
     client = None
+
+    def after(outcome: Outcome) -> None:
+        if outcome.name.endswith("/" + layout.DATA) and outcome.status == "done":
+            print_data_summary(root / outcome.name)
+
     try:
         if on_dask:
             client = connect(scheduler) if scheduler else local_cluster(workers, per_gpu)
             if client.dashboard_link:
                 print(f"Dask dashboard: {client.dashboard_link}", flush=True)
         n_workers = len(client.scheduler_info()["workers"]) if client is not None else 1
-        with Watcher(runs, results, repo, finished, workers=n_workers, interval=watch_interval):
+        with Watcher(runs, root, repo, finished, workers=n_workers, interval=watch_interval):
             if client is not None:
-                outcomes = run_on_dask(client, runs, results, repo, force, finished)
+                outcomes = run_on_dask(client, runs, root, repo, force, finished, after=after)
             else:
-                outcomes = run_in_process(runs, results, repo, force, progress, finished)
-        for outcome in outcomes:
-            if outcome.name == layout.DATA and outcome.status == "done":
-                print_data_summary(results / layout.DATA)
-        failures = [o for o in outcomes if not o.ok]
+                outcomes = run_in_process(runs, root, repo, force, progress, finished, after=after)
         wall = time.perf_counter() - t0
-        changed = any(o.status == "done" for o in outcomes) or not (results / "report.html").exists()
-        if (stages is None or "report" in stages) and changed and (results / layout.REPORT / "table1.md").exists() \
-                and all(o.ok for o in outcomes if o.name == layout.REPORT):
-            publish(results / layout.REPORT, results, plan(config), wall, stages)
+        for config in configs:
+            results = repo / layout.study_dir(config["name"])
+            mine = [o for o in outcomes if o.name.startswith(config["name"] + "/")]
+            changed = any(o.status == "done" for o in mine) or not (results / "report.html").exists()
+            report_ok = all(o.ok for o in mine if o.name.endswith("/" + layout.REPORT))
+            if (stages is None or "report" in stages) and changed and report_ok \
+                    and (results / layout.REPORT / "table1.md").exists():
+                publish(results / layout.REPORT, results, plan(config), wall, stages)
     except KeyboardInterrupt:
-        remove_unfinished(results)
+        for config in configs:
+            remove_unfinished(repo / layout.study_dir(config["name"]))
         raise
     finally:
         if client is not None:
             client.close()
+    failures = [o for o in outcomes if not o.ok]
     if failures:
         raise StudyError(failure_summary(failures))
     done = sum(o.status == "done" for o in outcomes)
-    print(f"study {config['name']!r} finished in {wall:.0f} s ({done} runs executed, {len(outcomes) - done} up to "
-          f"date); see results/{config['name']}/report.html", flush=True)
-    return results
+    where = "; ".join(f"see results/{n}/report.html" for n in names)
+    print(f"{what} finished in {wall:.0f} s ({done} runs executed, {len(outcomes) - done} up to date); {where}",
+          flush=True)
+    return [repo / layout.study_dir(n) for n in names]
 
 
 def failure_summary(failures: list[Outcome]) -> str:

@@ -56,6 +56,11 @@ def test_tiny_study_end_to_end():
     assert sorted(table.loss.unique()) == ["bce", "dice", "distance"] and sorted(table.metric.unique()) == sorted(METRICS)
     assert table.ours_pooled.between(0, 1).all()
     assert "| Precision |" in (out / "table1.md").read_text()
+    from crack_utils.study.layout import PUBLISHED
+
+    # everything notebook 05 writes is published (the list in study/layout.py is kept in step with it)
+    assert sorted(p.name for p in (out / "05_report").iterdir() if p.name not in PUBLISHED) == [
+        "05_make_figures.html", "05_make_figures.ipynb", "run_metadata.json"]
     page = (out / "report.html").read_text()
     assert "<td>Precision</td>" in page and "alpha_curve.png" in page and "<td>distance_diagonal</td>" in page
     for run in ("01_data", "02_distance", "03_train/dice-seed0", "04_evaluate/distance-seed0", "05_report"):

@@ -79,8 +79,9 @@ def test_a_failing_run_stops_only_what_depends_on_it(tmp_path):
     result = _pipeline(config, "--workers", "2")
     assert result.returncode == 1, result.stdout[-2000:]
     assert "2 run(s) failed, 1 not run because of them:" in result.stderr
-    assert "- 04_evaluate/dice-seed0: notebooks/04_evaluate_model.ipynb failed in cell" in result.stderr
-    assert "- 04_evaluate/distance-seed0:" in result.stderr and "- 05_report: not run" in result.stderr
+    assert "- tiny-dask-fault/04_evaluate/dice-seed0: notebooks/04_evaluate_model.ipynb failed in cell" in result.stderr
+    assert "- tiny-dask-fault/04_evaluate/distance-seed0:" in result.stderr
+    assert "- tiny-dask-fault/05_report: not run" in result.stderr
     assert "Traceback" not in result.stderr
     assert (out / "04_evaluate" / "dice-seed0.failed").is_dir() and not (out / "05_report").exists()
     # runs that do not need the failed ones finished: the trainings and the budget evaluations

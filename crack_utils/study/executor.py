@@ -73,7 +73,7 @@ def forced(run: Run, force) -> bool:
 
 def _note(outcome: Outcome, results: Path, index: int, total: int, started: bool = False) -> str:
     """The line that reports how a run ended (``started``: its start line was printed just before)."""
-    where = f"results/{results.name}/{outcome.name}"
+    where = f"{results.name}/{outcome.name}"
     if started and outcome.status in ("done", "failed"):
         return f"      done in {outcome.seconds:.0f} s" if outcome.status == "done" else \
             f"      FAILED — {outcome.message.splitlines()[0]}"
@@ -85,8 +85,9 @@ def _note(outcome: Outcome, results: Path, index: int, total: int, started: bool
 
 
 def run_in_process(runs: list[Run], results: Path, repo: Path, force=None, progress: bool = True,
-                   finished: dict | None = None, report=print) -> list[Outcome]:
-    """Execute ``runs`` (in plan order, which respects ``deps``) one after another in this process."""
+                   finished: dict | None = None, report=print, after=None) -> list[Outcome]:
+    """Execute ``runs`` (in plan order, which respects ``deps``) one after another in this process; the
+    run folders are ``results / run.name``. ``after(outcome)`` is called as each run ends."""
     finished = {} if finished is None else finished
     outcomes: dict[str, Outcome] = {}
     for index, run in enumerate(runs, 1):
@@ -94,15 +95,23 @@ def run_in_process(runs: list[Run], results: Path, repo: Path, force=None, progr
         started = all(o.ok for o in upstream) and (forced(run, force) or not freshness.is_up_to_date(
             results / run.name, Path(run.notebook).name, current_fingerprint(run, results, repo)))
         if started:
-            report(f"[{index}/{len(runs)}] {run.notebook} -> results/{results.name}/{run.name}")
+            report(f"[{index}/{len(runs)}] {run.notebook} -> {results.name}/{run.name}")
         outcome = run_one(run, results, repo, forced(run, force), progress, *upstream)
         outcomes[run.name] = outcome
         finished[run.name] = outcome.status
         report(_note(outcome, results, index, len(runs), started))
+        if after is not None:
+            after(outcome)
     return list(outcomes.values())
 
 
-class PinWorker:
+def _worker_plugin_base():
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    return WorkerPlugin
+
+
+class PinWorker(_worker_plugin_base()):
     """Dask worker plugin: pins the worker to one GPU (``CUDA_VISIBLE_DEVICES``; ``per_gpu`` workers share
     one) or, without GPUs, gives it its share of the cores (``OMP_NUM_THREADS``). Kernels the worker starts
     inherit the environment. The worker's index is its name (LocalCluster names workers 0, 1, ...)."""
@@ -120,7 +129,11 @@ class PinWorker:
             index = 0
         if self.gpus:
             os.environ["CUDA_VISIBLE_DEVICES"] = str((index // self.per_gpu) % self.gpus)
-        os.environ["OMP_NUM_THREADS"] = str(self.threads)
+        # Dask's nanny starts workers with OMP/MKL/OpenBLAS at 1 thread (distributed.nanny.pre-spawn-environ);
+        # the kernels this worker starts inherit what is set here, so a training gets its share of the cores
+        # (and the same thread count, hence the same float results, as in one process with that many).
+        for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            os.environ[variable] = str(self.threads)
 
     def teardown(self, worker):
         pass
@@ -154,7 +167,7 @@ def connect(scheduler: str):
 
 
 def run_on_dask(client, runs: list[Run], results: Path, repo: Path, force=None, finished: dict | None = None,
-                report=print) -> list[Outcome]:
+                report=print, after=None) -> list[Outcome]:
     """Submit every run as a task whose arguments are its upstream runs' futures, so each starts as soon
     as its inputs exist; collect the outcomes as they come. A task lost with its worker beyond Dask's
     retries is reported as failed."""
@@ -165,7 +178,7 @@ def run_on_dask(client, runs: list[Run], results: Path, repo: Path, force=None, 
     for run in runs:
         upstream = [futures[d] for d in run.deps if d in futures]
         future = client.submit(run_one, run, str(results), str(repo), forced(run, force), False, *upstream,
-                               key=f"{results.name}/{run.name}-{freshness.new_run_id()[:8]}", pure=False)
+                               key=f"{run.name}-{freshness.new_run_id()[:8]}", pure=False)
         futures[run.name], names[future.key] = future, run.name
     outcomes: dict[str, Outcome] = {}
     try:
@@ -178,6 +191,8 @@ def run_on_dask(client, runs: list[Run], results: Path, repo: Path, force=None, 
             outcomes[name] = outcome
             finished[name] = outcome.status
             report(_note(outcome, results, index, len(runs)))
+            if after is not None:
+                after(outcome)
     except KeyboardInterrupt:
         for future in futures.values():
             future.cancel()

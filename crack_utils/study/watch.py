@@ -132,7 +132,8 @@ class Watcher:
         for name in list(self._started):
             if name in self.finished:
                 self.durations.setdefault(name, now - self._started.pop(name))
-        others = [d for n, d in self.durations.items() if not n.startswith("03_train/")]
+        stages = {run.name: run.stage for run in self.runs}
+        others = [d for n, d in self.durations.items() if stages.get(n) != "train"]
         per_epoch = list(self._per_epoch.values())
         eta = eta_seconds(train_left, sum(per_epoch) / len(per_epoch) if per_epoch else None, other_left,
                           sum(others) / len(others) if others else 30.0, self.workers)
