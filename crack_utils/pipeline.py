@@ -140,7 +140,9 @@ def run_studies(config_paths, stages: list[str] | None = None, progress: bool = 
     if len(set(names)) != len(names):
         raise StudyError(f"two configs have the same name: {', '.join(sorted({n for n in names if names.count(n) > 1}))}")
     for config in configs:
-        (repo / layout.study_dir(config["name"]) / "study_config.json").write_text(json.dumps(config, indent=2) + "\n")
+        folder = repo / layout.study_dir(config["name"])
+        remove_unfinished(folder)  # leftovers of a study that was killed; they would look like running runs
+        (folder / "study_config.json").write_text(json.dumps(config, indent=2) + "\n")
     kernel_name()
     # Batch runs: no per-batch progress bars inside the executed notebooks (the progress line shows the
     # trainings); the per-epoch summary lines remain in the reports.

@@ -94,11 +94,15 @@ def test_worker_killed_mid_training_loses_nothing_and_reaches_the_same_result(tm
     import psutil
     import torch
 
-    reference = _config(tmp_path, "tiny-dask-ref", epochs=4)
+    from test_pipeline import _resume_config
+
+    # the reference of the in-process kill test (tests/test_pipeline.py): up to date when that test ran first
+    reference = _resume_config(tmp_path, "tiny-resume-ref")
     assert _pipeline(reference).returncode == 0
-    config = _config(tmp_path, "tiny-dask-kill", epochs=4)
+    config = _resume_config(tmp_path, "tiny-dask-kill")
     out = REPO / "results" / "tiny-dask-kill"
-    last = out / "checkpoints" / "dice-seed0" / "last.pt"
+    shutil.rmtree(out, ignore_errors=True)
+    last = out / "checkpoints" / "distance-seed0" / "last.pt"
     proc = subprocess.Popen([sys.executable, "-m", "crack_utils.pipeline", "--config", str(config), "--no-progress",
                              "--workers", "1"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 600
@@ -114,9 +118,10 @@ def test_worker_killed_mid_training_loses_nothing_and_reaches_the_same_result(tm
     output, _ = proc.communicate(timeout=900)
     assert killed_at < 4, "the training finished before it could be killed"
     assert proc.returncode == 0, output[-3000:]
-    executed = (out / "03_train" / "dice-seed0" / "03_train_model.ipynb").read_text()
+    executed = (out / "03_train" / "distance-seed0" / "03_train_model.ipynb").read_text()
     assert "checkpoints: resume" in executed  # Dask retried the task, which continued from last.pt
-    for loss in ("dice", "distance"):
-        ref = json.loads((REPO / "results" / "tiny-dask-ref" / "04_evaluate" / f"{loss}-seed0" / "scores.json").read_text())
-        got = json.loads((out / "04_evaluate" / f"{loss}-seed0" / "scores.json").read_text())
-        assert {k: got[k] for k in METRICS} == {k: ref[k] for k in METRICS}, loss
+    ref = json.loads((REPO / "results" / "tiny-resume-ref" / "04_evaluate" / "distance-seed0" / "scores.json").read_text())
+    got = json.loads((out / "04_evaluate" / "distance-seed0" / "scores.json").read_text())
+    assert {k: got[k] for k in METRICS} == {k: ref[k] for k in METRICS}
+    trained_by = json.loads((out / "03_train" / "distance-seed0" / "run_metadata.json").read_text())["weights_trained_by"]
+    assert trained_by[0]["epochs_from"] == 0 and trained_by[-1]["epochs_to"] == 4 and len(trained_by) == 2
