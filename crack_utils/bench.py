@@ -7,6 +7,9 @@ Prints the device, threads and versions, then one ``name: value`` line per figur
   maps included, over the time with Dice, measured interleaved in one run;
 * ``loader_over_model_ratio`` — end-to-end training images/s (DataLoader, augmentation, distance maps)
   over model-only images/s on pre-made tensors;
+* ``device_batches_img_per_s`` — augmented batches (distance maps included) made on the training device by
+  :class:`~crack_utils.device_batches.DeviceBatches` (the GPU data path), no model;
+  ``device_batches_over_model_ratio`` — end-to-end training images/s on that path over model-only;
 * ``distance_maps_per_s_448`` and ``distance_maps_per_s_128``;
 * ``eval_img_per_s``;
 * ``cpu_bf16_over_fp32_step_ratio`` (CPU only) — fp32 time per training step over bf16-autocast time,
@@ -36,7 +39,8 @@ from crack_utils.loader import CrackDataset
 from crack_utils.preprocess import load_cache, resize_image, resize_mask
 
 FIGURES = ("train_img_per_s_bce", "train_img_per_s_dice", "train_img_per_s_distance",
-           "distance_over_dice_step_ratio", "loader_over_model_ratio", "distance_maps_per_s_448",
+           "distance_over_dice_step_ratio", "loader_over_model_ratio", "device_batches_img_per_s",
+           "device_batches_over_model_ratio", "distance_maps_per_s_448",
            "distance_maps_per_s_128", "eval_img_per_s", "cpu_bf16_over_fp32_step_ratio", "train_gflop_per_image",
            "train_gflop_per_s", "gemm_gflop_per_s", "train_over_gemm_flops_ratio")
 
@@ -175,6 +179,37 @@ def run(data_dir: str | None = None, steps: int = 4, batch_size: int = 25, size:
         model_only = steps * batch_size / sum(_timed(lambda: step("distance"), steps))
         loader_ratios.append(end_to_end(steps) / model_only)
     results["loader_over_model_ratio"] = statistics.median(loader_ratios)
+
+    # the GPU data path (training.batches "device"): batches made on the training device
+    from crack_utils.device_batches import DeviceBatches
+
+    on_device = DeviceBatches(images, masks, batch_size, device=dev, seed=0)
+
+    def device_batches(batches: int, train: bool):
+        seen, t0 = 0, time.perf_counter()
+        for i, (image, mask, d) in enumerate(on_device):
+            if i >= batches:
+                break
+            if train:
+                if channels_last:
+                    image = image.contiguous(memory_format=torch.channels_last)
+                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+                    out = net(image)
+                loss = fn(out, mask, d)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            seen += len(image)
+        _sync(dev)
+        return seen / (time.perf_counter() - t0)
+
+    device_batches(1, train=False)  # warm-up
+    results["device_batches_img_per_s"] = statistics.median(device_batches(steps, train=False) for _ in range(3))
+    device_ratios = []
+    for _ in range(3):
+        model_only = steps * batch_size / sum(_timed(lambda: step("distance"), steps))
+        device_ratios.append(device_batches(steps, train=True) / model_only)
+    results["device_batches_over_model_ratio"] = statistics.median(device_ratios)
 
     for side in (448, 128):
         mask_stack = np.stack([resize_mask(m, side) for m in masks[:20]]) if side != masks.shape[1] else masks[:20]

@@ -43,7 +43,9 @@ DEFAULTS: dict = {
                  # (04_evaluate/<name>-epoch<k>-seed<s>/), e.g. [1, 2, 5, 10]; [] for none
                  "snapshot_epochs": [],
                  # "constant" (the paper's) or "cosine" (annealed to 0 over the epochs; the CPU demo)
-                 "lr_schedule": "constant"},
+                 "lr_schedule": "constant",
+                 # where batches are made: "auto" (on the GPU when training on CUDA), "loader" or "device"
+                 "batches": "auto"},
     "losses": ["bce", "dice", "distance"],
     "loss_options": {"distance": {"alpha": 4.0, "mode": "soft"}},
     "seeds": [0],

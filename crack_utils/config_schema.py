@@ -231,6 +231,7 @@ SCHEMA: dict[str, Callable] = {
     "training.deterministic": boolean(),
     "training.amp": amp(),
     "training.lr_schedule": choice("constant", "cosine"),
+    "training.batches": choice("auto", "loader", "device"),
     "training.snapshot_epochs": list_of(integer(1), "whole numbers >= 1", nonempty=False, null=True),
     "losses": list_of(text(what="a loss name"), "loss names"),  # the names: config.validate_config
     "loss_options": mapping(mapping(what="a mapping of option -> value"), what="a mapping of loss -> options"),

@@ -73,7 +73,7 @@ def plan(config: dict) -> list[Run]:
             "NUM_WORKERS": train["num_workers"], "DEVICE": train["device"],
             "DETERMINISTIC": train["deterministic"], "AMP": train["amp"], "NORMALIZATION": item["normalization"],
             "RADIUS": item["radius"], "SNAPSHOT_EPOCHS": list(train["snapshot_epochs"] or []),
-            "LR_SCHEDULE": train["lr_schedule"]}, deps=(layout.DATA,)))
+            "LR_SCHEDULE": train["lr_schedule"], "BATCHES": train["batches"]}, deps=(layout.DATA,)))
         evaluate = {"DATA_DIR": f"{base}/01_data", "TRAIN_DIR": f"{base}/03_train/{tag}",
                     "CHECKPOINT_DIR": f"{base}/checkpoints/{tag}", "CHECKPOINT": ev["checkpoint"],
                     "THRESHOLD": ev["threshold"], "EXTRA_FOLDER": ev["extra_folder"], "DEVICE": train["device"],

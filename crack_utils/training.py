@@ -40,10 +40,16 @@ from crack_utils.metrics import pooled_scores
 
 
 LR_SCHEDULES = ("constant", "cosine")
+#: Where training batches are made: the CPU DataLoader over :class:`~crack_utils.loader.CrackDataset`, or
+#: :class:`~crack_utils.device_batches.DeviceBatches` on the training device; "auto": the device on CUDA
+#: (a CPU loader cannot feed a GPU), the loader otherwise and for the skeleton-tube map.
+BATCH_SOURCES = ("auto", "loader", "device")
 PROGRESS_FILE = "progress.json"
 SEGMENTS_FILE = "training_segments.json"
 #: Parameters a constant-rate training may change and still continue from its checkpoint (longer training).
 EXTENDABLE = ("EPOCHS", "SNAPSHOT_EPOCHS")
+#: Parameters added after checkpoints were first stamped, with the value older stamps implied.
+ADDED_PARAMETERS = {"BATCHES": "auto"}
 
 
 class TrainingDivergedError(RuntimeError):
@@ -98,7 +104,7 @@ def train(model: torch.nn.Module, loss_fn, train_set, val_set, out_dir: str | Pa
           checkpoint_dir: str | Path | None = None, epochs: int = 50,
           batch_size: int = 25, lr: float = 5e-4, device: torch.device | str = "cpu", seed: int = 0,
           samples_per_epoch: int | None = None, num_workers: int = 0, resume: bool = True,
-          amp: bool | str = "auto", progress: bool = True, snapshot_epochs=(),
+          amp: bool | str = "auto", progress: bool = True, snapshot_epochs=(), batches: str = "loader",
           lr_schedule: str = "constant") -> pd.DataFrame:
     """Train ``model`` with Adam on ``train_set``; returns the per-epoch history.
 
@@ -115,6 +121,8 @@ def train(model: torch.nn.Module, loss_fn, train_set, val_set, out_dir: str | Pa
     """
     if lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"unknown lr_schedule {lr_schedule!r}; valid: {', '.join(LR_SCHEDULES)}")
+    if batches not in BATCH_SOURCES:
+        raise ValueError(f"unknown batches {batches!r}; valid: {', '.join(BATCH_SOURCES)}")
     out_dir = Path(out_dir)
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else out_dir / "checkpoints"
     ckpt_dir.mkdir(parents=True, exist_ok=True)
@@ -139,12 +147,16 @@ def train(model: torch.nn.Module, loss_fn, train_set, val_set, out_dir: str | Pa
         segments = state.get("segments", [])
         start_epoch = state["epoch"]
         _set_rng_state(state["rng"])
-    sampler = EpochSampler(len(train_set), samples_per_epoch, seed=seed)
     pin = device.type == "cuda"
     use_amp = resolve_amp(amp, device)
-    train_loader = DataLoader(train_set, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
-                              pin_memory=pin, persistent_workers=num_workers > 0, drop_last=False)
-    val_loader = DataLoader(val_set, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=pin)
+    if resolve_batches(batches, device, train_set) == "device":
+        train_loader, val_loader = device_loaders(train_set, val_set, device, batch_size, samples_per_epoch, seed)
+        sampler = train_loader
+    else:
+        sampler = EpochSampler(len(train_set), samples_per_epoch, seed=seed)
+        train_loader = DataLoader(train_set, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
+                                  pin_memory=pin, persistent_workers=num_workers > 0, drop_last=False)
+        val_loader = DataLoader(val_set, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=pin)
     best = max((h["val_dice"] for h in history), default=-math.inf)
     segment = {"epochs_from": start_epoch, "epochs_to": start_epoch, "seconds": 0.0, **_provenance()}
     watch = _ProgressFile(ckpt_dir / PROGRESS_FILE, epochs=epochs, batches=len(train_loader))
@@ -239,6 +251,26 @@ class _ProgressFile:
         os.replace(tmp, self.path)
 
 
+def resolve_batches(batches: str, device, train_set) -> str:
+    """``"loader"`` or ``"device"`` for :data:`BATCH_SOURCES` ``batches`` (see there)."""
+    if batches != "auto":
+        return batches
+    return "device" if torch.device(device).type == "cuda" and getattr(train_set, "aux", "distance") == "distance" else "loader"
+
+
+def device_loaders(train_set, val_set, device, batch_size: int, samples_per_epoch: int | None, seed: int):
+    """:class:`~crack_utils.device_batches.DeviceBatches` for training (augmented when ``train_set`` is) and
+    validation (stored order, no augmentation) over the arrays and map settings of two
+    :class:`~crack_utils.loader.CrackDataset`s; the arrays are uploaded to ``device`` once."""
+    from crack_utils.device_batches import DeviceBatches
+
+    common = dict(device=device, normalization=train_set.normalization, radius=train_set.radius, aux=train_set.aux)
+    train = DeviceBatches(train_set.images, train_set.masks, batch_size, augment=train_set.augment is not None,
+                          num_samples=samples_per_epoch, seed=seed, **common)
+    val = DeviceBatches(val_set.images, val_set.masks, batch_size, augment=False, shuffle=False, **common)
+    return train, val
+
+
 def native_cpu_bf16() -> bool:
     """Whether this CPU runs bf16 convolutions natively (oneDNN's check: AVX-512 BF16 or AMX)."""
     try:
@@ -302,10 +334,10 @@ def prepare_checkpoint_dir(path: str | Path, parameters: dict) -> str:
     stamp = path / "parameters.json"
     wanted = json.loads(json.dumps(parameters, default=str, sort_keys=True))
     if stamp.is_file() and (path / "last.pt").is_file():
-        stored = json.loads(stamp.read_text())
-        if stored == wanted:
+        stored = {**ADDED_PARAMETERS, **json.loads(stamp.read_text())}
+        if stored == {**ADDED_PARAMETERS, **wanted}:
             return "resume"
-        if _extends(stored, wanted) and _trained_epochs(path / "last.pt") <= int(wanted["EPOCHS"]):
+        if _extends(stored, {**ADDED_PARAMETERS, **wanted}) and _trained_epochs(path / "last.pt") <= int(wanted["EPOCHS"]):
             stamp.write_text(json.dumps(wanted, indent=2, sort_keys=True))
             return "extend"
     shutil.rmtree(path, ignore_errors=True)

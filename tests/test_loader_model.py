@@ -346,3 +346,42 @@ def test_seeded_augmentation_draws_each_transform_independently():
             rotated += 1
     assert mirrored + rotated == 400
     assert 0.4 < mirrored / 400 < 0.6  # h-flip xor v-flip: probability 1/2 with independent flips
+
+
+def test_training_on_device_batches_runs_and_resumes(tmp_path):
+    # batches="device": DeviceBatches (torch-op augmentation, distance maps on the device) instead of the
+    # CPU DataLoader; on CPU tensors here, the path CUDA takes by default
+    rng = np.random.default_rng(4)
+    images = rng.integers(0, 255, (6, 32, 32, 3), dtype=np.uint8)
+    masks = np.zeros((6, 32, 32), np.uint8)
+    masks[:, 9, :] = 1
+    train_set = CrackDataset(images, masks, augment=augment.training_augmentation(), seed=0)
+    val_set = CrackDataset(images, masks)
+
+    def run(epochs, folder):
+        torch.manual_seed(0)
+        net = models.build_model(decoder_channels=(16, 8, 8, 8, 8))
+        return training.train(net, _dice(), train_set, val_set, folder, epochs=epochs, batch_size=4, progress=False,
+                              seed=0, batches="device")
+
+    h1 = run(1, tmp_path / "a")
+    h2 = run(2, tmp_path / "a")  # resumed
+    full = run(2, tmp_path / "b")
+    assert np.isfinite(full.train_loss).all() and full.val_dice.between(0, 1).all()
+    assert h2.train_loss.tolist() == pytest.approx(full.train_loss.tolist(), rel=1e-6) and len(h1) == 1
+    assert training.resolve_batches("auto", "cpu", train_set) == "loader"
+    assert training.resolve_batches("auto", "cuda", train_set) == "device"
+    assert training.resolve_batches("auto", "cuda", CrackDataset(images, masks, aux="skeleton_tube")) == "loader"
+    with pytest.raises(ValueError, match="unknown batches 'gpu'"):
+        training.train(models.build_model(decoder_channels=(8, 8, 8, 8, 8)), _dice(), train_set, val_set, tmp_path / "d",
+                       epochs=1, batches="gpu", progress=False)
+
+
+def test_checkpoints_stamped_before_a_parameter_existed_still_resume(tmp_path):
+    folder = tmp_path / "ck"
+    old = {"LR": 1, "EPOCHS": 2}  # stamped before BATCHES existed
+    folder.mkdir()
+    (folder / "parameters.json").write_text(json.dumps(old))
+    (folder / "last.pt").write_bytes(b"x")
+    assert training.prepare_checkpoint_dir(folder, dict(old, BATCHES="auto")) == "resume"
+    assert training.prepare_checkpoint_dir(folder, dict(old, BATCHES="device")) == "fresh"

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Prepare, on this machine, what the one-call GPU run carries (README "On a GPU"):
+#  1. the study's data stage, run here where ../shared/data is (results/<name>/01_data/; its small files
+#     travel with the working tree, the 490 MB prepared.npz does not);
+#  2. .gpu/data.npz.part-*: the prepared arrays, JPEG-encoded (QUALITY, default 80; its effect on the scores
+#     is measured in results/README.md) with bit-packed masks, split into PART_MB pieces so that the data
+#     can travel in two calls when one call's 64 MiB does not hold it beside the working tree;
+#  3. .whl/: the wheels of requirements/gpu-wheels.txt for the machine's Python 3.12 (skipped with NO_WHEELS=1).
+# Usage: scripts/gpu_pack.sh [CONFIG]   (default configs/paper.yaml)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CONFIG=${1:-configs/paper.yaml}
+QUALITY=${QUALITY:-80}
+PART_MB=${PART_MB:-18}
+PY=${PY:-.venv/bin/python}
+name=$($PY -c "from crack_utils.config import load_config; print(load_config('$CONFIG')['name'])")
+$PY -m crack_utils.pipeline --config "$CONFIG" --stages data --no-progress
+mkdir -p .gpu
+rm -f .gpu/data.npz .gpu/data.npz.part-*
+$PY -m crack_utils.compact_data encode "results/$name/01_data" .gpu/data.npz --quality "$QUALITY"
+split -b "${PART_MB}m" .gpu/data.npz .gpu/data.npz.part-
+rm .gpu/data.npz
+ls -l .gpu
+if [ "${NO_WHEELS:-0}" != 1 ]; then
+  mkdir -p .whl
+  grep -v '^#' requirements/gpu-wheels.txt | while read -r pin; do
+    [ -n "$pin" ] || continue
+    $PY -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+      --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
+      --platform manylinux2014_x86_64 --platform manylinux1_x86_64 --platform any -d .whl "$pin"
+  done
+  du -sh .whl
+fi

@@ -1,0 +1,57 @@
+"""The one-call GPU script (scripts/gpu_paper.sh) run end to end on CPU with a tiny config: benchmark,
+study on a local Dask cluster, results archive; then again from carried (compactly encoded) data."""
+import os
+import subprocess
+import sys
+import tarfile
+
+import pytest
+import yaml
+
+from crack_utils.paths import repo_root
+
+REPO = repo_root()
+pytestmark = pytest.mark.notebooks
+
+
+def _script(config, out, **env):
+    environ = dict(os.environ, OUT=str(out), PY=sys.executable, WORKERS="1", PER_GPU="1",
+                   BENCH_ARGS="--steps 1 --batch-size 2", **env)
+    return subprocess.run(["bash", "scripts/gpu_paper.sh", str(config)], cwd=REPO, env=environ, capture_output=True,
+                          text=True, timeout=1200)
+
+
+def test_gpu_script_runs_the_whole_path_on_cpu(tmp_path):
+    import shutil
+
+    config = yaml.safe_load((REPO / "configs" / "tiny.yaml").read_text())
+    config["losses"] = ["dice"]
+    config["training"].update(epochs=1, snapshot_epochs=[])
+    for key in ("evaluation", "variants"):
+        config.pop(key, None)
+    path = tmp_path / "tiny-gpu-script.yaml"
+    path.write_text(yaml.safe_dump(config))
+    study = REPO / "results" / "tiny-gpu-script"
+    shutil.rmtree(study, ignore_errors=True)
+    first = _script(path, tmp_path / "out")
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    bench = (tmp_path / "out" / "bench.txt").read_text()
+    assert "device_batches_over_model_ratio:" in bench and "train_img_per_s_distance:" in bench
+    assert "study_seconds:" in (tmp_path / "out" / "wall.txt").read_text()
+    with tarfile.open(tmp_path / "out" / "results.tgz") as archive:
+        names = archive.getnames()
+    assert "results/tiny-gpu-script/table1.csv" in names
+    assert not any("checkpoints" in n or n.endswith((".npz", ".html")) for n in names)
+    # as on the GPU machine: the data arrives compactly encoded, in parts, and the data stage is not rerun
+    carry = tmp_path / "carry"
+    carry.mkdir()
+    packed = subprocess.run([sys.executable, "-m", "crack_utils.compact_data", "encode", str(study / "01_data"),
+                             str(carry / "data.npz"), "--quality", "80"], cwd=REPO, capture_output=True, text=True)
+    assert packed.returncode == 0, packed.stderr
+    subprocess.run(["split", "-b", "20k", str(carry / "data.npz"), str(carry / "data.npz.part-")], check=True)
+    (carry / "data.npz").unlink()
+    (study / "01_data" / "prepared.npz").unlink()
+    second = _script(path, tmp_path / "out2", CARRY=str(carry), BENCH="0")
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert (study / "01_data" / "prepared.npz").is_file()
+    assert "01_clean_data.ipynb" not in second.stdout  # the data stage was not run
