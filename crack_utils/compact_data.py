@@ -111,9 +111,17 @@ def main(argv: list[str] | None = None) -> int:
     dec = sub.add_parser("decode", help="compact file -> prepared.npz in a data folder")
     dec.add_argument("compact")
     dec.add_argument("data_dir")
+    score = sub.add_parser("score", help="pooled test scores of a checkpoint on original vs JPEG-round-tripped images")
+    score.add_argument("checkpoint")
+    score.add_argument("data_dir")
+    score.add_argument("--quality", type=int, default=90)
     args = parser.parse_args(argv)
     try:
-        if args.command == "encode":
+        if args.command == "score":
+            import json
+
+            print(json.dumps(score_effect(args.checkpoint, args.data_dir, args.quality), indent=1))
+        elif args.command == "encode":
             out = encode_prepared(args.data_dir, args.out, args.quality)
             print(f"{out}: {out.stat().st_size / 2**20:.1f} MiB")
         else:
