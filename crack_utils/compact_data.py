@@ -62,6 +62,8 @@ def encode_prepared(data_dir: str | Path, out: str | Path, quality: int = 90) ->
     images, masks, ids = load_cache(Path(data_dir) / PREPARED)
     data, offsets = encode_images(images, quality)
     out = Path(out)
+    if out.suffix != ".npz":
+        raise ValueError(f"the compact file must end in .npz, got {out}")
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out, jpeg=data, offsets=offsets, masks_packed=pack_masks(masks), ids=ids,
                         size=np.int64(images.shape[1]), quality=np.int64(quality))
@@ -83,7 +85,7 @@ def decode_prepared(compact: str | Path, data_dir: str | Path) -> Path:
 def score_effect(checkpoint: str | Path, data_dir: str | Path, quality: int = 90, split: str = "test",
                  encoder: str = "resnet18", batch_size: int = 25, **model_options) -> dict:
     """Pooled test scores of one trained model on the prepared images and on the same images through the
-    JPEG round trip at ``quality``: ``{"original": {...}, "jpeg": {...}, "pixels_changed": share}``."""
+    JPEG round trip at ``quality``: ``{"original": {...}, "jpeg": {...}, "mean_abs_grey_change": float}``."""
     from crack_utils import manifest as mf, model as models
     from crack_utils.evaluation import predict_probabilities
     from crack_utils.metrics import pooled_scores
@@ -126,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{out}: {out.stat().st_size / 2**20:.1f} MiB")
         else:
             print(decode_prepared(args.compact, args.data_dir))
-    except (FileNotFoundError, ValueError, KeyError) as err:
+    except (FileNotFoundError, ValueError, KeyError, OSError) as err:  # OSError: e.g. a truncated (zip) file
         print(f"compact_data: {err}", file=sys.stderr)
         return 1
     return 0

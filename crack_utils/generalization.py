@@ -138,12 +138,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, metavar="N", help="run the studies concurrently on N local Dask workers")
     parser.add_argument("--scheduler", metavar="ADDRESS", help="run the studies on an existing Dask cluster")
     args = parser.parse_args(argv)
+    if args.workers is not None and args.workers < 1:
+        parser.error("--workers must be at least 1")
     try:
         run(args.configs, args.name, args.summary_only, progress=not args.no_progress, workers=args.workers,
             scheduler=args.scheduler)
-    except (ConfigError, StudyError, FileNotFoundError, OSError) as err:
+    except (ConfigError, StudyError, FileNotFoundError, OSError, ValueError) as err:
         print(f"\nThe summary stopped: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("\nInterrupted (Ctrl-C): finished runs are kept; rerun the same command to continue.", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from crack_utils.config import ConfigError, check_paths, load_config, trainings
 from crack_utils.paths import repo_root
 from crack_utils.study import layout
-from crack_utils.study.executor import Outcome, connect, local_cluster, run_in_process, run_on_dask
+from crack_utils.study.executor import Outcome, close_client, connect, local_cluster, run_in_process, run_on_dask
 from crack_utils.study.layout import PUBLISHED  # noqa: F401  (re-exported: the published file list)
 from crack_utils.study.notebook_run import (NOTEBOOKS, Run, StudyError, check_parameters,  # noqa: F401
                                             check_writable, execute, kernel_name, render_html)
@@ -183,12 +183,15 @@ def run_studies(config_paths, stages: list[str] | None = None, progress: bool = 
                     and (results / layout.REPORT / "table1.md").exists():
                 publish(results / layout.REPORT, results, plan(config), wall, stages)
     except KeyboardInterrupt:
+        if client is not None:  # stop the local workers (and their kernels) before removing what they wrote
+            close_client(client)
+            client = None
         for config in configs:
             remove_unfinished(repo / layout.study_dir(config["name"]))
         raise
     finally:
         if client is not None:
-            client.close()
+            close_client(client)
     failures = [o for o in outcomes if not o.ok]
     if failures:
         raise StudyError(failure_summary(failures))
@@ -249,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run_study(args.config, args.stages, progress=not args.no_progress, force=force, workers=args.workers,
                   scheduler=args.scheduler, per_gpu=args.per_gpu)
-    except (ConfigError, StudyError) as err:
+    except (ConfigError, StudyError, ValueError) as err:
         print(f"\nThe study stopped: {err}", file=sys.stderr)
         return 1
     except OSError as err:  # e.g. a results folder that became unwritable mid-run

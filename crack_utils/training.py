@@ -247,8 +247,11 @@ class _ProgressFile:
                 "val_dice": done.get("val_dice"), "seconds_per_epoch": sum(seconds) / len(seconds) if seconds else None,
                 "updated": time.time()}
         tmp = self.path.with_name(f".tmp-{os.getpid()}-{self.path.name}")
-        tmp.write_text(json.dumps(info))
-        os.replace(tmp, self.path)
+        try:
+            tmp.write_text(json.dumps(info))
+            os.replace(tmp, self.path)
+        except OSError:  # progress display must never stop a training
+            pass
 
 
 def resolve_batches(batches: str, device, train_set) -> str:
@@ -337,7 +340,10 @@ def prepare_checkpoint_dir(path: str | Path, parameters: dict) -> str:
         stored = {**ADDED_PARAMETERS, **json.loads(stamp.read_text())}
         if stored == {**ADDED_PARAMETERS, **wanted}:
             return "resume"
-        if _extends(stored, {**ADDED_PARAMETERS, **wanted}) and _trained_epochs(path / "last.pt") <= int(wanted["EPOCHS"]):
+        trained = _trained_epochs(path / "last.pt") if _extends(stored, {**ADDED_PARAMETERS, **wanted}) else None
+        past_snapshots = {int(k) for k in wanted.get("SNAPSHOT_EPOCHS") or [] if int(k) <= (trained or 0)}
+        missing = [k for k in past_snapshots if not (path / snapshot_name(k)).is_file()]
+        if trained is not None and trained <= int(wanted["EPOCHS"]) and not missing:
             stamp.write_text(json.dumps(wanted, indent=2, sort_keys=True))
             return "extend"
     shutil.rmtree(path, ignore_errors=True)

@@ -22,8 +22,8 @@ split -b "${PART_MB}m" .gpu/data.npz .gpu/data.npz.part-
 rm .gpu/data.npz
 ls -l .gpu
 if [ "${NO_WHEELS:-0}" != 1 ]; then
-  mkdir -p .whl
-  grep -v '^#' requirements/gpu-wheels.txt | while read -r pin; do
+  rm -rf .whl && mkdir -p .whl  # one version of each package: two would stop the install there
+  sed -e 's/#.*//' -e 's/[[:space:]]//g' requirements/gpu-wheels.txt | while read -r pin; do
     [ -n "$pin" ] || continue
     $PY -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
       --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \

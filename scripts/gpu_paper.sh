@@ -21,13 +21,18 @@ name=$($PY -c "from crack_utils.config import load_config; print(load_config('$C
 stages="data distance train evaluate report"
 CARRY=${CARRY:-.gpu}
 if ls "$CARRY"/data.npz.part-* >/dev/null 2>&1; then
-  cat "$CARRY"/data.npz.part-* > /tmp/carried-data.npz
-  $PY -m crack_utils.compact_data decode /tmp/carried-data.npz "results/$name/01_data"
-  stages="distance train evaluate report"  # the data stage ran where the data is (scripts/gpu_pack.sh)
+  # the data stage ran where the data is (scripts/gpu_pack.sh); never overwrite real prepared arrays
+  if [ ! -f "results/$name/01_data/prepared.npz" ]; then
+    cat "$CARRY"/data.npz.part-* > /tmp/carried-data.npz
+    $PY -m crack_utils.compact_data decode /tmp/carried-data.npz "results/$name/01_data"
+    echo "carried data (JPEG, scripts/gpu_pack.sh) decoded into results/$name/01_data" | tee "$OUT/data.txt"
+  fi
+  stages="distance train evaluate report"
 fi
 t0=$(date +%s)
 if [ "${BENCH:-1}" = 1 ]; then
-  $PY -m crack_utils.bench --data "results/$name/01_data" ${BENCH_ARGS:---amp} 2>&1 | tee "$OUT/bench.txt"
+  $PY -m crack_utils.bench --data "results/$name/01_data" ${BENCH_ARGS:---amp} 2>&1 | tee "$OUT/bench.txt" \
+    || echo "benchmark failed (exit $?); the study runs anyway" | tee -a "$OUT/bench.txt"
 fi
 t1=$(date +%s)
 status=0
@@ -36,5 +41,6 @@ $PY -m crack_utils.pipeline --config "$CONFIG" --stages $stages --no-progress \
 t2=$(date +%s)
 echo "benchmark_seconds: $((t1 - t0))" | tee "$OUT/wall.txt"
 echo "study_seconds: $((t2 - t1))" | tee -a "$OUT/wall.txt"
-tar czf "$OUT/results.tgz" --exclude=checkpoints --exclude='*.npz' --exclude='*.html' --exclude='.tmp-*' "results/$name"
+tar czf "$OUT/results.tgz" --exclude=checkpoints --exclude='*.npz' --exclude='*.html' --exclude='.tmp-*' "results/$name" \
+  || echo "could not archive results/$name" | tee -a "$OUT/wall.txt"
 exit $status

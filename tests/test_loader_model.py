@@ -309,7 +309,7 @@ def test_segments_record_who_trained_the_weights_and_survive_a_rerun(tmp_path):
 
 def test_checkpoint_dir_extends_a_constant_rate_training(tmp_path):
     folder = tmp_path / "ck"
-    _tiny_training(tmp_path, 2, checkpoint_dir=folder)
+    _tiny_training(tmp_path, 2, checkpoint_dir=folder, snapshot_epochs=[1])
     base = {"LR": 1, "EPOCHS": 2, "SNAPSHOT_EPOCHS": [1], "LR_SCHEDULE": "constant"}
     (folder / "parameters.json").write_text(json.dumps(base))
     assert training.prepare_checkpoint_dir(folder, dict(base, EPOCHS=4, SNAPSHOT_EPOCHS=[1, 4])) == "extend"
@@ -385,3 +385,12 @@ def test_checkpoints_stamped_before_a_parameter_existed_still_resume(tmp_path):
     (folder / "last.pt").write_bytes(b"x")
     assert training.prepare_checkpoint_dir(folder, dict(old, BATCHES="auto")) == "resume"
     assert training.prepare_checkpoint_dir(folder, dict(old, BATCHES="device")) == "fresh"
+
+
+def test_extending_needs_every_past_snapshot_the_new_list_names(tmp_path):
+    folder = tmp_path / "ck"
+    _tiny_training(tmp_path, 2, checkpoint_dir=folder, snapshot_epochs=[1])
+    base = {"LR": 1, "EPOCHS": 2, "SNAPSHOT_EPOCHS": [1], "LR_SCHEDULE": "constant"}
+    (folder / "parameters.json").write_text(json.dumps(base))
+    # epoch 2's best-as-of snapshot was never written: asking for it cannot be served by continuing
+    assert training.prepare_checkpoint_dir(folder, dict(base, EPOCHS=3, SNAPSHOT_EPOCHS=[1, 2, 3])) == "fresh"

@@ -146,3 +146,87 @@ def test_readme_slurm_recipe_asks_one_gpu_and_one_run_per_job(monkeypatch):
         assert submitted == {"config": "configs/paper.yaml", "scheduler": cluster.scheduler_address}
     finally:
         cluster.close()
+
+
+def test_required_outputs_outside_the_folder_count(tmp_path):
+    fp = freshness.fingerprint("d", {}, {})
+    _finished_run(tmp_path / "run", fp)
+    assert freshness.is_up_to_date(tmp_path / "run", "n.ipynb", fp, [tmp_path / "run" / "n.ipynb"])
+    assert not freshness.is_up_to_date(tmp_path / "run", "n.ipynb", fp, [tmp_path / "checkpoints" / "best.pt"])
+
+
+def test_a_forced_training_starts_afresh_and_surprises_become_failures(tmp_path, monkeypatch):
+    from crack_utils.study import executor
+    from crack_utils.study.notebook_run import Run
+
+    ckpt = tmp_path / "results" / "s" / "checkpoints" / "dice-seed0"
+    ckpt.mkdir(parents=True)
+    (ckpt / "last.pt").write_text("old")
+    seen = {}
+
+    def fake_execute(run, results, repo, kernel, progress=True, fingerprint=None):
+        seen["checkpoint_left"] = (ckpt / "last.pt").exists()
+        raise RuntimeError("Kernel died before replying to kernel_info")
+
+    monkeypatch.setattr(executor, "execute", fake_execute)
+    monkeypatch.setattr(executor, "kernel_name", lambda: "python3")
+    monkeypatch.setattr(executor, "current_fingerprint", lambda run, results, repo: {})
+    run = Run("train", "s/03_train/dice-seed0", {"CHECKPOINT_DIR": "results/s/checkpoints/dice-seed0"})
+    outcome = executor.run_one(run, tmp_path / "results", tmp_path, True, False)
+    assert seen == {"checkpoint_left": False}  # --force train retrains; it does not resume the old weights
+    assert outcome.status == "failed" and "RuntimeError: Kernel died" in outcome.message
+
+
+def test_a_dying_kernel_is_a_study_error_with_the_attempt_kept(tmp_path, monkeypatch):
+    import papermill
+
+    from crack_utils.study.notebook_run import Run, StudyError, execute
+    from crack_utils.paths import repo_root
+
+    def dies(input_path, output_path, **kwargs):
+        Path(output_path).write_text("{}")
+        raise RuntimeError("Kernel died")  # what nbclient's DeadKernelError is
+
+    import shutil
+
+    monkeypatch.setattr(papermill, "execute_notebook", dies)
+    results = repo_root() / "results" / "tiny-dying-kernel"
+    shutil.rmtree(results, ignore_errors=True)
+    try:
+        with pytest.raises(StudyError, match="stopped: RuntimeError: Kernel died.*out of memory"):
+            execute(Run("distance", "02_distance", {"DATA_DIR": "x", "NORMALIZATION": "radius", "RADIUS": 20.0}),
+                    results, repo_root(), "python3", progress=False)
+        assert (results / "02_distance.failed").is_dir() and not (results / ".tmp-02_distance").exists()
+    finally:
+        shutil.rmtree(results, ignore_errors=True)
+
+
+def test_workers_are_pinned_to_gpus_round_robin(monkeypatch):
+    import os
+
+    from crack_utils.study.executor import PinWorker
+
+    pinned = []
+    for index in range(4):
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+        PinWorker(gpus=2, per_gpu=2, threads=4, environ={}).setup(type("W", (), {"name": index})())
+        pinned.append(os.environ["CUDA_VISIBLE_DEVICES"])
+        assert os.environ["OMP_NUM_THREADS"] == os.environ["MKL_NUM_THREADS"] == "4"
+    assert pinned == ["0", "1", "0", "1"]
+
+
+def test_provenance_of_a_training_is_who_trained_its_weights(tmp_path):
+    from crack_utils.study.notebook_run import Run
+    from crack_utils.study.publishing import provenance_html, run_commits
+
+    folder = tmp_path / "03_train" / "dice-seed0"
+    folder.mkdir(parents=True)
+    (folder / "run_metadata.json").write_text(json.dumps({
+        "git": {"commit": "bbbbbbbbbbbb", "dirty": False},  # a rerun that trained nothing
+        "weights_trained_by": [{"git": {"commit": "aaaaaaaaaaaa", "dirty": False}}]}))
+    evaluation = tmp_path / "04_evaluate" / "dice-seed0"
+    evaluation.mkdir(parents=True)
+    (evaluation / "run_metadata.json").write_text(json.dumps({"git": {"commit": "bbbbbbbbbbbb", "dirty": True}}))
+    commits = run_commits(tmp_path, [Run("train", "03_train/dice-seed0"), Run("evaluate", "04_evaluate/dice-seed0")])
+    assert commits == {"aaaaaaaaaa": ["03_train/dice-seed0"], "bbbbbbbbbb+dirty": ["04_evaluate/dice-seed0"]}
+    assert "2 different commits" in provenance_html(commits)

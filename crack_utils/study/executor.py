@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from crack_utils.study import freshness
+from crack_utils.study import freshness, layout
 from crack_utils.study.notebook_run import Run, StudyError, execute, kernel_name
 
 
@@ -45,7 +45,12 @@ class Outcome:
 def current_fingerprint(run: Run, results: Path, repo: Path) -> dict:
     """The fingerprint ``run`` would have if executed now (upstream run ids as they are on disk)."""
     upstream = {dep: freshness.run_id(results / dep) for dep in run.deps}
-    return freshness.fingerprint(freshness.notebook_digest(repo / run.notebook), run.parameters, upstream)
+    inputs = {}
+    if run.parameters.get("EXCLUSIONS_FILE"):
+        from crack_utils.paths import from_repo
+
+        inputs["EXCLUSIONS_FILE"] = freshness.file_digest(from_repo(run.parameters["EXCLUSIONS_FILE"]))
+    return freshness.fingerprint(freshness.notebook_digest(repo / run.notebook), run.parameters, upstream, inputs)
 
 
 def run_one(run: Run, results, repo, force: bool, progress: bool, *upstream: Outcome) -> Outcome:
@@ -56,14 +61,49 @@ def run_one(run: Run, results, repo, force: bool, progress: bool, *upstream: Out
     if failed:
         return Outcome(run.name, "blocked", message=f"not run: it needs {', '.join(failed)}, which did not finish")
     current = current_fingerprint(run, results, repo)
-    if not force and freshness.is_up_to_date(results / run.name, Path(run.notebook).name, current):
+    if not force and freshness.is_up_to_date(results / run.name, Path(run.notebook).name, current,
+                                             required_outputs(run, results, repo)):
         return Outcome(run.name, "skipped")
+    if force and run.stage == "train":  # a forced training is retrained, not resumed from its checkpoint
+        import shutil
+
+        shutil.rmtree(repo / run.parameters["CHECKPOINT_DIR"], ignore_errors=True)
+    _share_cores_on_a_cluster_worker()
     t0 = time.perf_counter()
     try:
         execute(run, results, repo, kernel_name(), progress=progress, fingerprint=current)
     except StudyError as err:
         return Outcome(run.name, "failed", time.perf_counter() - t0, str(err))
+    except Exception as err:  # never let one run's surprise stop the others
+        return Outcome(run.name, "failed", time.perf_counter() - t0, f"{type(err).__name__}: {err}")
     return Outcome(run.name, "done", time.perf_counter() - t0)
+
+
+def required_outputs(run: Run, results: Path, repo: Path) -> list[Path]:
+    """Git-ignored files (absent in a fresh clone) that a finished run must have left for it to count as up
+    to date: the prepared arrays of the data stage, a training's best weights."""
+    if run.stage == "data":
+        return [Path(results) / run.name / layout.PREPARED_ARRAYS]
+    if run.stage == "train":
+        return [Path(repo) / run.parameters["CHECKPOINT_DIR"] / "best.pt"]
+    return []
+
+
+def _share_cores_on_a_cluster_worker() -> None:
+    """On a Dask worker of a cluster we did not start (``--scheduler``), Dask's nanny set OMP/MKL/OpenBLAS to
+    1 thread; give the kernels this worker starts the cores the worker may use (:class:`PinWorker` does
+    this for local clusters)."""
+    if os.environ.get("CRACK_PINNED") or os.environ.get("OMP_NUM_THREADS") != "1":
+        return
+    try:
+        from distributed import get_worker
+
+        get_worker()
+    except (ImportError, ValueError):
+        return
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[variable] = str(cores)
 
 
 def forced(run: Run, force) -> bool:
@@ -93,7 +133,8 @@ def run_in_process(runs: list[Run], results: Path, repo: Path, force=None, progr
     for index, run in enumerate(runs, 1):
         upstream = [outcomes[d] for d in run.deps if d in outcomes]
         started = all(o.ok for o in upstream) and (forced(run, force) or not freshness.is_up_to_date(
-            results / run.name, Path(run.notebook).name, current_fingerprint(run, results, repo)))
+            results / run.name, Path(run.notebook).name, current_fingerprint(run, results, repo),
+            required_outputs(run, results, repo)))
         if started:
             report(f"[{index}/{len(runs)}] {run.notebook} -> {results.name}/{run.name}")
         outcome = run_one(run, results, repo, forced(run, force), progress, *upstream)
@@ -123,12 +164,13 @@ class PinWorker(_worker_plugin_base()):
 
     def setup(self, worker):
         os.environ.update(self.environ)
+        os.environ["CRACK_PINNED"] = "1"
         try:
             index = int(worker.name)
         except (TypeError, ValueError):
             index = 0
         if self.gpus:
-            os.environ["CUDA_VISIBLE_DEVICES"] = str((index // self.per_gpu) % self.gpus)
+            os.environ["CUDA_VISIBLE_DEVICES"] = str(index % self.gpus)  # round robin: every GPU before a second run on one
         # Dask's nanny starts workers with OMP/MKL/OpenBLAS at 1 thread (distributed.nanny.pre-spawn-environ);
         # the kernels this worker starts inherit what is set here, so a training gets its share of the cores
         # (and the same thread count, hence the same float results, as in one process with that many).
@@ -147,13 +189,25 @@ def local_cluster(workers: int | None, per_gpu: int = 1, dashboard: bool = True)
 
     gpus = torch.cuda.device_count()
     n = workers or max(1, gpus * per_gpu)
+    if gpus and n > gpus * per_gpu:
+        raise ValueError(f"--workers {n} would put more than --per-gpu {per_gpu} trainings on one of the {gpus} GPU(s); "
+                         f"use at most {gpus * per_gpu} workers or raise --per-gpu")
     threads = max(1, (os.cpu_count() or 1) // n)
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                            dashboard_address=":8787" if dashboard else None)
     client = Client(cluster)
+    client.owned_cluster = cluster  # closed with the client by close_client (Client.close leaves it running)
     environ = {k: v for k, v in os.environ.items() if k in ("JUPYTER_PATH", "TQDM_DISABLE")}
     client.register_plugin(PinWorker(gpus, per_gpu, threads, environ), name=PinWorker.name)
     return client
+
+
+def close_client(client) -> None:
+    """Close ``client`` and, for a :func:`local_cluster`, its workers (and so the kernels they run)."""
+    cluster = getattr(client, "owned_cluster", None)
+    client.close()
+    if cluster is not None:
+        cluster.close()
 
 
 def connect(scheduler: str):

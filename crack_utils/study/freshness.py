@@ -11,7 +11,13 @@ A run is **up to date** when its folder is complete (the pipeline renames ``.tmp
 folder only after success, so a folder with its executed notebook and ``run_metadata.json`` is complete)
 and the fingerprint stored in its ``run_metadata.json`` equals the current one.
 
-Not part of the fingerprint: the code of ``crack_utils`` (a bug fix in a plotting helper must not retrain a
+* the contents of files a parameter names (the data stage's ``EXCLUSIONS_FILE``).
+
+A training also needs its checkpoints (``best.pt``) and the data stage its prepared arrays: git-ignored
+files, absent in a fresh clone, without which the run is not up to date either.
+
+Not part of the fingerprint: the contents of a data folder (``DATA_ROOT``, ``EXTRA_FOLDER``: rerun with
+``--force data`` after changing the images), the code of ``crack_utils`` (a bug fix in a plotting helper must not retrain a
 study), package versions and the machine. Each run's metadata records its commit, and the report lists
 the commits its runs were made at, flagging a study whose runs come from more than one commit; after a
 change to code that affects results, rerun with ``--force`` (all runs, or the named stages).
@@ -36,12 +42,20 @@ def notebook_digest(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def fingerprint(notebook_digest_: str, parameters: dict, upstream_ids: dict) -> dict:
+def fingerprint(notebook_digest_: str, parameters: dict, upstream_ids: dict, inputs: dict | None = None) -> dict:
     """The JSON-comparable fingerprint of a run (see the module docstring). ``upstream_ids``:
-    ``{upstream run name: its run_id}``."""
-    canonical = json.loads(json.dumps({"notebook": notebook_digest_, "parameters": parameters,
-                                       "upstream": upstream_ids}, sort_keys=True, default=str))
-    return canonical
+    ``{upstream run name: its run_id}``; ``inputs``: ``{parameter: digest}`` of files a parameter names
+    (e.g. the exclusions file), so an edit to their content counts."""
+    content = {"notebook": notebook_digest_, "parameters": parameters, "upstream": upstream_ids}
+    if inputs:
+        content["inputs"] = inputs
+    return json.loads(json.dumps(content, sort_keys=True, default=str))
+
+
+def file_digest(path: str | Path) -> str | None:
+    """SHA-256 of a file's bytes, None when it does not exist."""
+    path = Path(path)
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
 
 
 def read_metadata(folder: str | Path) -> dict | None:
@@ -61,11 +75,12 @@ def run_id(folder: str | Path) -> str | None:
     return None if meta is None else meta.get("run_id")
 
 
-def is_up_to_date(folder: str | Path, notebook_name: str, current: dict) -> bool:
+def is_up_to_date(folder: str | Path, notebook_name: str, current: dict, required=()) -> bool:
     """Whether the finished run in ``folder`` (its executed ``notebook_name`` and metadata present) was
-    made with the fingerprint ``current``. Runs without a stored fingerprint (made before fingerprints
-    existed) are never up to date."""
+    made with the fingerprint ``current`` and the files ``required`` outside its folder (git-ignored outputs
+    such as prepared arrays and checkpoints, absent in a fresh clone) exist. Runs without a stored
+    fingerprint (made before fingerprints existed) are never up to date."""
     folder = Path(folder)
     meta = read_metadata(folder)
     return (meta is not None and (folder / notebook_name).is_file() and meta.get("run_id") is not None
-            and meta.get("fingerprint") == current)
+            and meta.get("fingerprint") == current and all(Path(p).exists() for p in required))

@@ -24,6 +24,7 @@ TRAIN = "03_train"
 EVALUATE = "04_evaluate"
 REPORT = "05_report"
 CHECKPOINTS = "checkpoints"
+PREPARED_ARRAYS = "prepared.npz"  # in 01_data/: the resized images and masks (crack_utils.manifest writes it)
 
 #: Files notebook 05 writes into ``05_report/`` that are published (copied) to ``results/<name>/``.
 PUBLISHED = ("table1.csv", "table1.md", "figure2.png", "figure2_errors.png", "training_curves.png",

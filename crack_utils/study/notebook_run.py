@@ -140,6 +140,14 @@ def execute(run: Run, results: Path, repo: Path, kernel: str, progress: bool = T
             f"{err.ename}: {err.evalue}\nThe executed notebook with the traceback is "
             f"{(failed / executed.name).relative_to(repo)}. Results of earlier successful runs are untouched"
             + (f" (the previous {final.relative_to(repo)} is kept)." if final.exists() else ".")) from None
+    except Exception as err:  # the kernel died (e.g. killed for memory), could not start, or saving failed
+        shutil.rmtree(failed, ignore_errors=True)
+        if tmp.exists():
+            tmp.rename(failed)
+        raise StudyError(
+            f"{run.notebook} stopped: {type(err).__name__}: {err}. The kernel may have been killed (out of memory?); "
+            f"what was written is in {failed.relative_to(repo)}. Rerun to continue (a training resumes from its "
+            "last checkpoint).") from None
     wall = time.perf_counter() - t0
     _relative_papermill_paths(executed, repo, run.notebook, final)
     render_html(executed, executed.with_suffix(".html"))

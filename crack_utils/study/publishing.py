@@ -18,15 +18,20 @@ from crack_utils.study.layout import PUBLISHED
 
 
 def run_commits(results: Path, runs) -> dict:
-    """``{commit (short, "+dirty" when the tree had changes): [run names]}`` from the runs' metadata."""
+    """``{commit (short, "+dirty" when the tree had changes): [run names]}`` from the runs' metadata; for a
+    training, the commits of the segments that trained its weights (``weights_trained_by``), not of a rerun
+    that only re-entered it."""
     commits: dict = {}
     for run in runs:
         path = Path(results) / run.name / "run_metadata.json"
         if not path.is_file():
             continue
-        git = json.loads(path.read_text()).get("git") or {}
-        key = (git.get("commit") or "unknown")[:10] + ("+dirty" if git.get("dirty") else "")
-        commits.setdefault(key, []).append(run.name)
+        meta = json.loads(path.read_text())
+        gits = [seg.get("git") or {} for seg in meta.get("weights_trained_by") or []] or [meta.get("git") or {}]
+        for git in gits:
+            key = (git.get("commit") or "unknown")[:10] + ("+dirty" if git.get("dirty") else "")
+            if run.name not in commits.setdefault(key, []):
+                commits[key].append(run.name)
     return commits
 
 

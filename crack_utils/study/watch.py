@@ -82,7 +82,7 @@ def status_line(done: int, running: list[str], queued: int, failed: int, eta: fl
     """One progress line: counts, ETA and the running trainings' lines."""
     head = f"{done} done, {len(running)} running, {queued} queued" + (f", {failed} failed" if failed else "")
     head += f", ETA {_duration(eta)}" if eta is not None else ", ETA after the first timed epoch"
-    others = [r for r in running if not any(t.startswith(r.split("/")[-1] + ":") for t in trainings)]
+    others = [r for r in running if "/03_train/" not in f"/{r}"]
     return "  [progress] " + " | ".join([head, *trainings, *others])
 
 
@@ -104,6 +104,12 @@ class Watcher:
         self._started: dict[str, float] = {}
         self._per_epoch: dict[str, float] = {}  # seconds per epoch of every training seen so far
 
+    def _label(self, name: str) -> str:
+        """A training's label: ``bce-seed0``, or ``lodo_cfd/bce-seed0`` when several studies run."""
+        parts = name.split("/")
+        studies = {r.name.split("/")[0] for r in self.runs if "/" in r.name and r.name.count("/") >= 2}
+        return f"{parts[0]}/{parts[-1]}" if len(studies) > 1 and len(parts) >= 3 else parts[-1]
+
     def _is_running(self, run) -> bool:
         folder = self.results / run.name
         return (folder.parent / f".tmp-{folder.name}").is_dir()
@@ -111,10 +117,11 @@ class Watcher:
     def line(self) -> str:
         """The current status line (see :func:`status_line`)."""
         now = time.monotonic()
+        finished = dict(self.finished)  # a snapshot: the executor adds to it meanwhile
         running, trainings = [], []
         train_left, other_left = 0.0, 0
         for run in self.runs:
-            if run.name in self.finished:
+            if run.name in finished:
                 continue
             is_running = self._is_running(run)
             if is_running:
@@ -125,21 +132,21 @@ class Watcher:
                 if progress and progress.get("seconds_per_epoch"):
                     self._per_epoch[run.name] = progress["seconds_per_epoch"]
                 if is_running:
-                    trainings.append(training_line(run.name.split("/")[-1], progress))
+                    trainings.append(training_line(self._label(run.name), progress))
                 train_left += remaining_epochs(int(run.parameters["EPOCHS"]), progress)
             else:
                 other_left += 1
         for name in list(self._started):
-            if name in self.finished:
+            if name in finished:
                 self.durations.setdefault(name, now - self._started.pop(name))
         stages = {run.name: run.stage for run in self.runs}
         others = [d for n, d in self.durations.items() if stages.get(n) != "train"]
         per_epoch = list(self._per_epoch.values())
         eta = eta_seconds(train_left, sum(per_epoch) / len(per_epoch) if per_epoch else None, other_left,
                           sum(others) / len(others) if others else 30.0, self.workers)
-        failed = sum(1 for status in self.finished.values() if status in ("failed", "blocked"))
-        queued = len(self.runs) - len(self.finished) - len(running)
-        return status_line(len(self.finished) - failed, running, queued, failed, eta, trainings)
+        failed = sum(1 for status in finished.values() if status in ("failed", "blocked"))
+        queued = max(0, len(self.runs) - len(finished) - len(running))
+        return status_line(len(finished) - failed, running, queued, failed, eta, trainings)
 
     def tick(self, force: bool = False) -> None:
         """Print the status line if it changed (or ``force``)."""
