@@ -155,24 +155,29 @@ def run(data_dir: str | None = None, steps: int = 4, batch_size: int = 25, size:
                         generator=torch.Generator().manual_seed(0))
     fn = loss_fns["distance"]
 
-    def end_to_end(batches: int):
-        seen = 0
-        t0 = time.perf_counter()
-        for i, (image, mask, d) in enumerate(loader):
+    def train_on(batches_of, batches: int, train: bool = True):
+        """Images/s over the first ``batches`` (image, mask, map) batches of ``batches_of``, with a training
+        step on each (``train``) or only making them."""
+        seen, t0 = 0, time.perf_counter()
+        for i, (image, mask, d) in enumerate(batches_of):
             if i >= batches:
                 break
-            image = image.to(dev)
-            if channels_last:
-                image = image.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-                out = net(image)
-            loss = fn(out, mask.to(dev), d.to(dev))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            if train:
+                image = image.to(dev)
+                if channels_last:
+                    image = image.contiguous(memory_format=torch.channels_last)
+                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+                    out = net(image)
+                loss = fn(out, mask.to(dev), d.to(dev))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
             seen += len(image)
         _sync(dev)
         return seen / (time.perf_counter() - t0)
+
+    def end_to_end(batches: int):
+        return train_on(loader, batches)
 
     loader_ratios = []
     for _ in range(3):  # interleaved blocks of `steps` batches each
@@ -186,22 +191,7 @@ def run(data_dir: str | None = None, steps: int = 4, batch_size: int = 25, size:
     on_device = DeviceBatches(images, masks, batch_size, device=dev, seed=0)
 
     def device_batches(batches: int, train: bool):
-        seen, t0 = 0, time.perf_counter()
-        for i, (image, mask, d) in enumerate(on_device):
-            if i >= batches:
-                break
-            if train:
-                if channels_last:
-                    image = image.contiguous(memory_format=torch.channels_last)
-                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-                    out = net(image)
-                loss = fn(out, mask, d)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-            seen += len(image)
-        _sync(dev)
-        return seen / (time.perf_counter() - t0)
+        return train_on(on_device, batches, train)
 
     device_batches(1, train=False)  # warm-up
     results["device_batches_img_per_s"] = statistics.median(device_batches(steps, train=False) for _ in range(3))
