@@ -10,6 +10,8 @@ Checkpoints, each written under a temporary name and renamed, so a killed run ne
   exactly the ``best.pt`` a training of ``k`` epochs would have left. With the paper's constant learning
   rate, evaluating these snapshots of one long training is the same as training each budget separately
   (same seeded sampling, augmentation and dropout streams); the training-length study relies on that.
+  Each is a hard link to the ``best.pt`` of its epoch (:func:`keep_as`), so it costs no space of its own
+  while the best weights stay the same.
 
 Beside them, for whoever watches or audits the training:
 
@@ -26,6 +28,7 @@ import json
 import math
 import os
 import random
+import shutil
 import time
 from pathlib import Path
 
@@ -72,6 +75,21 @@ def atomic_torch_save(obj, path: Path) -> None:
     tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
     torch.save(obj, tmp)
     os.replace(tmp, path)
+
+
+def keep_as(src: Path, dst: Path) -> None:
+    """``dst`` becomes a hard link to ``src`` (a copy where the filesystem has none), atomically.
+
+    Snapshots are hard links to the ``best.pt`` of their epoch: no extra bytes while they are the same
+    weights, and no change when a later ``best.pt`` replaces that file (every checkpoint is written under a
+    new name and renamed, never in place)."""
+    tmp = dst.with_name(f".tmp-{os.getpid()}-{dst.name}")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
 
 
 def _rng_state() -> dict:
@@ -201,8 +219,7 @@ def train(model: torch.nn.Module, loss_fn, train_set, val_set, out_dir: str | Pa
             best = row["val_dice"]
             atomic_torch_save(weights_only(state), ckpt_dir / "best.pt")
         if epoch + 1 in set(snapshot_epochs):
-            snapshot = torch.load(ckpt_dir / "best.pt", map_location="cpu", weights_only=False)
-            atomic_torch_save(snapshot, ckpt_dir / snapshot_name(epoch + 1))
+            keep_as(ckpt_dir / "best.pt", ckpt_dir / snapshot_name(epoch + 1))
         atomic_torch_save(state, last)
         watch.write(epoch=epoch + 1, batch=0, history=history, force=True)
         if progress:

@@ -200,6 +200,10 @@ def test_snapshots_equal_the_best_checkpoint_of_shorter_trainings(tmp_path):
     for key, value in best_short["model"].items():
         assert torch.equal(snapshot["model"][key], value), key
     assert snapshot["epoch"] <= 2 and len(long) == 3
+    # a snapshot is the best.pt of its epoch itself (a hard link), not a second copy of the weights
+    short_ckpt = tmp_path / "short2" / "checkpoints"
+    run(2, tmp_path / "short2", snapshots=[2])
+    assert (short_ckpt / "best-epoch2.pt").stat().st_ino == (short_ckpt / "best.pt").stat().st_ino
     # best.pt holds what evaluation needs, last.pt what resuming needs
     assert "optimizer" not in best_short and "optimizer" in torch.load(ckpt / "last.pt", weights_only=False)
 

@@ -60,7 +60,7 @@ def test_tiny_study_end_to_end():
 
     # everything notebook 05 writes is published (the list in study/layout.py is kept in step with it)
     assert sorted(p.name for p in (out / "05_report").iterdir() if p.name not in PUBLISHED) == [
-        "05_make_figures.html", "05_make_figures.ipynb", "run_metadata.json"]
+        "05_make_figures.html", "05_make_figures.ipynb", "run_metadata.json", "test_split.npz"]
     page = (out / "report.html").read_text()
     assert "<td>Precision</td>" in page and "alpha_curve.png" in page and "<td>distance_diagonal</td>" in page
     for run in ("01_data", "02_distance", "03_train/dice-seed0", "04_evaluate/distance-seed0", "05_report"):
@@ -271,3 +271,16 @@ def test_generalization_notebook_defaults_summarize_the_committed_studies(tmp_pa
                                                "deepcrack_lmm", "gaps384_lmm"]
     committed = pd.read_csv(REPO / "results" / "lodo" / "generalization.csv")
     pd.testing.assert_frame_equal(table, committed)  # the committed summary is what the notebook produces
+    # notebook 05 reruns from committed files alone: without the (git-ignored) prepared arrays it reads the
+    # compact test split it wrote, and the predictions; the tables come out the same
+    prepared = out / "01_data" / "prepared.npz"
+    before = {name: (out / name).read_bytes() for name in ("table1.csv", "fp_distances.csv", "claims_summary.csv")}
+    prepared.rename(prepared.with_suffix(".away"))
+    try:
+        rerun = run_pipeline("configs/tiny.yaml", "--stages", "report", "--force", "report")
+    finally:
+        prepared.with_suffix(".away").rename(prepared)
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    assert "(1 runs executed, 0 up to date)" in rerun.stdout
+    assert {name: (out / name).read_bytes() for name in before} == before
+    assert (out / "figure2.png").is_file()

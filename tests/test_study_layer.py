@@ -230,3 +230,13 @@ def test_provenance_of_a_training_is_who_trained_its_weights(tmp_path):
     commits = run_commits(tmp_path, [Run("train", "03_train/dice-seed0"), Run("evaluate", "04_evaluate/dice-seed0")])
     assert commits == {"aaaaaaaaaa": ["03_train/dice-seed0"], "bbbbbbbbbb+dirty": ["04_evaluate/dice-seed0"]}
     assert "2 different commits" in provenance_html(commits)
+
+
+def test_isa_check_control_is_bit_identical_and_the_table_names_each_setting():
+    from crack_utils.isa_check import compare
+
+    table = compare(steps=2, size=32, batch=2, settings={"native": {}, "native (again)": {}})
+    assert table.setting.tolist() == ["native", "native (again)"]
+    # two fresh processes with the same kernels: the same losses and bit-identical weights
+    assert table.max_abs_weight_diff.tolist() == [0.0, 0.0] and table.first_step_loss_differs.tolist() == [-1, -1]
+    assert (table.first_loss_abs_diff == 0).all() and table.cpu_isa.nunique() == 1
