@@ -26,12 +26,14 @@ import os
 import shutil
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 from crack_utils.config import ConfigError, check_paths, load_config, trainings
 from crack_utils.paths import repo_root
 from crack_utils.study import layout
 from crack_utils.study.executor import Outcome, close_client, connect, local_cluster, run_in_process, run_on_dask
+from crack_utils.study.lock import study_lock
 from crack_utils.study.layout import PUBLISHED  # noqa: F401  (re-exported: the published file list)
 from crack_utils.study.notebook_run import (NOTEBOOKS, Run, StudyError, check_parameters,  # noqa: F401
                                             check_writable, execute, kernel_name, render_html)
@@ -139,67 +141,70 @@ def run_studies(config_paths, stages: list[str] | None = None, progress: bool = 
     names = [c["name"] for c in configs]
     if len(set(names)) != len(names):
         raise StudyError(f"two configs have the same name: {', '.join(sorted({n for n in names if names.count(n) > 1}))}")
-    for config in configs:
-        folder = repo / layout.study_dir(config["name"])
-        remove_unfinished(folder)  # leftovers of a study that was killed; they would look like running runs
-        (folder / "study_config.json").write_text(json.dumps(config, indent=2) + "\n")
-    kernel_name()
-    # Batch runs: no per-batch progress bars inside the executed notebooks (the progress line shows the
-    # trainings); the per-epoch summary lines remain in the reports.
-    os.environ.setdefault("TQDM_DISABLE", "1")
-    root = repo / "results"
-    runs = [run for config in configs for run in study_runs(config, stages)]
-    on_dask = bool(workers or scheduler)
-    what = f"study {names[0]!r}" if len(names) == 1 else f"{len(names)} studies ({', '.join(names)})"
-    print(f"{what}: {len(runs)} notebook runs"
-          + (f" on Dask ({scheduler or f'{workers} local workers'})" if on_dask else "")
-          + "; runs that are up to date are skipped" + (" (except forced ones)" if force else ""), flush=True)
-    t0 = time.perf_counter()
-    finished: dict = {}
-    client = None
+    with ExitStack() as held:  # one pipeline per study (study/lock.py): a second one stops here
+        for config in configs:
+            held.enter_context(study_lock(repo / layout.study_dir(config["name"])))
+        for config in configs:
+            folder = repo / layout.study_dir(config["name"])
+            remove_unfinished(folder)  # leftovers of a study that was killed; they would look like running runs
+            (folder / "study_config.json").write_text(json.dumps(config, indent=2) + "\n")
+        kernel_name()
+        # Batch runs: no per-batch progress bars inside the executed notebooks (the progress line shows the
+        # trainings); the per-epoch summary lines remain in the reports.
+        os.environ.setdefault("TQDM_DISABLE", "1")
+        root = repo / "results"
+        runs = [run for config in configs for run in study_runs(config, stages)]
+        on_dask = bool(workers or scheduler)
+        what = f"study {names[0]!r}" if len(names) == 1 else f"{len(names)} studies ({', '.join(names)})"
+        print(f"{what}: {len(runs)} notebook runs"
+              + (f" on Dask ({scheduler or f'{workers} local workers'})" if on_dask else "")
+              + "; runs that are up to date are skipped" + (" (except forced ones)" if force else ""), flush=True)
+        t0 = time.perf_counter()
+        finished: dict = {}
+        client = None
 
-    def after(outcome: Outcome) -> None:
-        if outcome.name.endswith("/" + layout.DATA) and outcome.status == "done":
-            print_data_summary(root / outcome.name)
+        def after(outcome: Outcome) -> None:
+            if outcome.name.endswith("/" + layout.DATA) and outcome.status == "done":
+                print_data_summary(root / outcome.name)
 
-    try:
-        if on_dask:
-            client = connect(scheduler) if scheduler else local_cluster(workers, per_gpu)
-            if client.dashboard_link:
-                print(f"Dask dashboard: {client.dashboard_link}", flush=True)
-        n_workers = len(client.scheduler_info()["workers"]) if client is not None else 1
-        with Watcher(runs, root, repo, finished, workers=n_workers, interval=watch_interval):
+        try:
+            if on_dask:
+                client = connect(scheduler) if scheduler else local_cluster(workers, per_gpu)
+                if client.dashboard_link:
+                    print(f"Dask dashboard: {client.dashboard_link}", flush=True)
+            n_workers = len(client.scheduler_info()["workers"]) if client is not None else 1
+            with Watcher(runs, root, repo, finished, workers=n_workers, interval=watch_interval):
+                if client is not None:
+                    outcomes = run_on_dask(client, runs, root, repo, force, finished, after=after)
+                else:
+                    outcomes = run_in_process(runs, root, repo, force, progress, finished, after=after)
+            wall = time.perf_counter() - t0
+            for config in configs:
+                results = repo / layout.study_dir(config["name"])
+                mine = [o for o in outcomes if o.name.startswith(config["name"] + "/")]
+                changed = any(o.status == "done" for o in mine) or not (results / "report.html").exists()
+                report_ok = all(o.ok for o in mine if o.name.endswith("/" + layout.REPORT))
+                if (stages is None or "report" in stages) and changed and report_ok \
+                        and (results / layout.REPORT / "table1.md").exists():
+                    publish(results / layout.REPORT, results, plan(config), wall, stages)
+        except KeyboardInterrupt:
+            if client is not None:  # stop the local workers (and their kernels) before removing what they wrote
+                close_client(client)
+                client = None
+            for config in configs:
+                remove_unfinished(repo / layout.study_dir(config["name"]))
+            raise
+        finally:
             if client is not None:
-                outcomes = run_on_dask(client, runs, root, repo, force, finished, after=after)
-            else:
-                outcomes = run_in_process(runs, root, repo, force, progress, finished, after=after)
-        wall = time.perf_counter() - t0
-        for config in configs:
-            results = repo / layout.study_dir(config["name"])
-            mine = [o for o in outcomes if o.name.startswith(config["name"] + "/")]
-            changed = any(o.status == "done" for o in mine) or not (results / "report.html").exists()
-            report_ok = all(o.ok for o in mine if o.name.endswith("/" + layout.REPORT))
-            if (stages is None or "report" in stages) and changed and report_ok \
-                    and (results / layout.REPORT / "table1.md").exists():
-                publish(results / layout.REPORT, results, plan(config), wall, stages)
-    except KeyboardInterrupt:
-        if client is not None:  # stop the local workers (and their kernels) before removing what they wrote
-            close_client(client)
-            client = None
-        for config in configs:
-            remove_unfinished(repo / layout.study_dir(config["name"]))
-        raise
-    finally:
-        if client is not None:
-            close_client(client)
-    failures = [o for o in outcomes if not o.ok]
-    if failures:
-        raise StudyError(failure_summary(failures))
-    done = sum(o.status == "done" for o in outcomes)
-    where = "; ".join(f"see results/{n}/report.html" for n in names)
-    print(f"{what} finished in {wall:.0f} s ({done} runs executed, {len(outcomes) - done} up to date); {where}",
-          flush=True)
-    return [repo / layout.study_dir(n) for n in names]
+                close_client(client)
+        failures = [o for o in outcomes if not o.ok]
+        if failures:
+            raise StudyError(failure_summary(failures))
+        done = sum(o.status == "done" for o in outcomes)
+        where = "; ".join(f"see results/{n}/report.html" for n in names)
+        print(f"{what} finished in {wall:.0f} s ({done} runs executed, {len(outcomes) - done} up to date); {where}",
+              flush=True)
+        return [repo / layout.study_dir(n) for n in names]
 
 
 def failure_summary(failures: list[Outcome]) -> str:

@@ -240,3 +240,43 @@ def test_isa_check_control_is_bit_identical_and_the_table_names_each_setting():
     # two fresh processes with the same kernels: the same losses and bit-identical weights
     assert table.max_abs_weight_diff.tolist() == [0.0, 0.0] and table.first_step_loss_differs.tolist() == [-1, -1]
     assert (table.first_loss_abs_diff == 0).all() and table.cpu_isa.nunique() == 1
+
+
+def test_one_pipeline_per_study_the_second_stops_naming_the_first(tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from crack_utils.study.lock import study_lock
+    from crack_utils.study.notebook_run import StudyError
+
+    with study_lock(tmp_path / "study"):
+        with pytest.raises(StudyError, match=rf"being run by another pipeline \(pid {os.getpid()} on {socket.gethostname()}"):
+            with study_lock(tmp_path / "study"):
+                pass
+        # another process, as a second `python -m crack_utils.pipeline` would be
+        other = subprocess.run([sys.executable, "-c", "from crack_utils.study.lock import study_lock\n"
+                                f"with study_lock({str(tmp_path / 'study')!r}): pass"], capture_output=True, text=True)
+        assert other.returncode != 0 and f"pid {os.getpid()}" in other.stderr
+    with study_lock(tmp_path / "study"):  # released when the holder's block ends
+        pass
+    # a holder that dies without cleaning up leaves no stale lock
+    subprocess.run([sys.executable, "-c", "import os\nfrom crack_utils.study.lock import study_lock\n"
+                    f"with study_lock({str(tmp_path / 'study')!r}): os._exit(9)"], check=False)
+    with study_lock(tmp_path / "study"):
+        pass
+
+
+def test_the_pipeline_command_refuses_a_study_another_pipeline_runs(tmp_path, capsys):
+    from crack_utils import pipeline
+    from crack_utils.paths import repo_root
+    from crack_utils.study.lock import study_lock
+
+    config = tmp_path / "tiny-lock.yaml"  # results/tiny*/ is git-ignored
+    config.write_text("losses: [dice]\n")
+    study = repo_root() / "results" / "tiny-lock"
+    with study_lock(study):
+        assert pipeline.main(["--config", str(config), "--no-progress"]) == 1
+    assert "being run by another pipeline" in capsys.readouterr().err
+    assert not (study / layout.DATA).exists()  # nothing ran
