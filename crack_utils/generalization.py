@@ -96,6 +96,7 @@ def run(config_paths, name: str = "lodo", summary_only: bool = False, progress: 
     from crack_utils import pipeline
     from crack_utils.config import load_config
     from crack_utils.paths import repo_root
+    from crack_utils.study.lock import study_lock
 
     repo = repo_root()
     configs = [load_config(p) for p in config_paths]
@@ -111,17 +112,18 @@ def run(config_paths, name: str = "lodo", summary_only: bool = False, progress: 
         raise pipeline.StudyError(f"no results for {', '.join(missing)}; run without --summary-only first")
     results = repo / "results" / name
     pipeline.check_writable(results)
-    kernel = pipeline._kernel_name()
-    t0 = time.perf_counter()
-    step = pipeline.Run("generalization", "06_generalization", {"STUDIES": studies})
-    pipeline.execute(step, results, repo, kernel, progress=progress)
-    pipeline.copy_published(results / step.name, results, PUBLISHED)
-    links = "".join(f'<li><a href="../{s.split("/", 1)[1]}/report.html">{s}</a></li>' for s in studies)
-    (results / "report.html").write_text(
-        "<!doctype html><meta charset='utf-8'><title>Generalization</title><h1>Leave-one-dataset-out</h1>"
-        f"<p>Summary notebook: <a href='06_generalization/06_generalization.html'>06_generalization</a> "
-        f"({time.perf_counter() - t0:.0f} s)</p><img src='generalization.png' style='max-width:100%'>"
-        f"<h2>Studies</h2><ul>{links}</ul>", encoding="utf-8")
+    with study_lock(results):  # one summary run at a time into results/<name>
+        kernel = pipeline._kernel_name()
+        t0 = time.perf_counter()
+        step = pipeline.Run("generalization", "06_generalization", {"STUDIES": studies})
+        pipeline.execute(step, results, repo, kernel, progress=progress)
+        pipeline.copy_published(results / step.name, results, PUBLISHED)
+        links = "".join(f'<li><a href="../{s.split("/", 1)[1]}/report.html">{s}</a></li>' for s in studies)
+        (results / "report.html").write_text(
+            "<!doctype html><meta charset='utf-8'><title>Generalization</title><h1>Leave-one-dataset-out</h1>"
+            f"<p>Summary notebook: <a href='06_generalization/06_generalization.html'>06_generalization</a> "
+            f"({time.perf_counter() - t0:.0f} s)</p><img src='generalization.png' style='max-width:100%'>"
+            f"<h2>Studies</h2><ul>{links}</ul>", encoding="utf-8")
     print(f"summary of {len(studies)} studies in results/{name}/report.html", flush=True)
     return results
 

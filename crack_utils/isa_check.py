@@ -8,7 +8,7 @@ environment variables (``ATEN_CPU_CAPABILITY`` for torch's own kernels, ``ONEDNN
 convolutions), so the cause can be tested here without a second machine.
 
 Each setting trains the study's U-Net for ``steps`` Adam steps on fixed synthetic batches (same seed, fp32,
-deterministic kernels) in a fresh process, then the final weights are compared with the native setting's:
+deterministic kernels, channels-last as in training on CPU) in a fresh process, then the final weights are compared with the native setting's:
 ``max_abs_weight_diff`` 0 means bit-identical. Row ``native (again)`` is the control: a second process with
 the native kernels.
 """
@@ -47,7 +47,8 @@ def train_steps(out: Path, steps: int, size: int, batch: int, seed: int = 0) -> 
     pairs = [synthetic.generate_pair(seed + i, size=2 * size) for i in range(batch)]
     x = torch.from_numpy(np.stack([resize_image(p[0], size) for p in pairs]).astype(np.float32) / 255).permute(0, 3, 1, 2)
     y = torch.from_numpy(np.stack([resize_mask(p[1] > 0, size) for p in pairs]).astype(np.float32))[:, None]
-    net = models.build_model()
+    net = models.build_model().to(memory_format=torch.channels_last)  # as training.train lays it out on CPU
+    x = x.contiguous(memory_format=torch.channels_last)
     opt = torch.optim.Adam(net.parameters(), lr=5e-4)
     loss_fn = losses.make_loss("bce")
     trace = []

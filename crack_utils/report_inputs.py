@@ -13,6 +13,7 @@ Shapes: masks ``(N, S, S)`` bool, images ``(K, S, S, 3)`` uint8, in the order of
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,12 +87,14 @@ def load_test_split(data_dir, results) -> TestSplit:
 
 
 def save_compact(path, split: TestSplit, example_keys) -> Path:
-    """Write the compact copy: the test keys, masks bit-packed along the last axis, and the images of
-    ``example_keys`` (lossless). Returns ``path``."""
+    """Write the compact copy atomically: the test keys, masks bit-packed along the last axis, and the
+    images of ``example_keys`` (lossless). Returns ``path``."""
     path = Path(path)
     example_keys = list(example_keys)
-    np.savez_compressed(path, keys=np.asarray(split.rows["key"].tolist(), dtype=str),
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")  # in lab mode the notebook overwrites what it read
+    np.savez_compressed(tmp, keys=np.asarray(split.rows["key"].tolist(), dtype=str),
                         masks=np.packbits(split.masks.astype(bool), axis=-1), size=np.array(split.size),
                         example_keys=np.asarray(example_keys, dtype=str),
                         example_images=split.images_of(example_keys).astype(np.uint8))
+    os.replace(tmp, path)
     return path

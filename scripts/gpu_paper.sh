@@ -41,6 +41,9 @@ $PY -m crack_utils.pipeline --config "$CONFIG" --stages $stages --no-progress \
 t2=$(date +%s)
 echo "benchmark_seconds: $((t1 - t0))" | tee "$OUT/wall.txt"
 echo "study_seconds: $((t2 - t1))" | tee -a "$OUT/wall.txt"
-tar czf "$OUT/results.tgz" --exclude=checkpoints --exclude='*.npz' --exclude='*.html' --exclude='.tmp-*' "results/$name" \
+# the committed files of the study: no checkpoints, prepared arrays, distance maps or HTML (predictions.npz and
+# 05_report/test_split.npz are kept: notebook 05 reruns from them, see .gitignore)
+tar czf "$OUT/results.tgz" --exclude=checkpoints --exclude='01_data/*.npz' --exclude='02_distance/*.npz' \
+  --exclude='*.html' --exclude='.tmp-*' "results/$name" \
   || echo "could not archive results/$name" | tee -a "$OUT/wall.txt"
 exit $status

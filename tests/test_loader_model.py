@@ -398,3 +398,16 @@ def test_extending_needs_every_past_snapshot_the_new_list_names(tmp_path):
     (folder / "parameters.json").write_text(json.dumps(base))
     # epoch 2's best-as-of snapshot was never written: asking for it cannot be served by continuing
     assert training.prepare_checkpoint_dir(folder, dict(base, EPOCHS=3, SNAPSHOT_EPOCHS=[1, 2, 3])) == "fresh"
+
+
+def test_a_snapshot_keeps_its_weights_when_best_pt_is_replaced(tmp_path):
+    best, snapshot = tmp_path / "best.pt", tmp_path / training.snapshot_name(1)
+    training.atomic_torch_save({"epoch": 1, "w": torch.ones(3)}, best)
+    training.keep_as(best, snapshot)
+    assert snapshot.stat().st_ino == best.stat().st_ino  # a link: no second copy
+    training.atomic_torch_save({"epoch": 2, "w": torch.zeros(3)}, best)  # a later, better epoch
+    kept = torch.load(snapshot, weights_only=False)
+    assert kept["epoch"] == 1 and torch.equal(kept["w"], torch.ones(3))
+    assert torch.load(best, weights_only=False)["epoch"] == 2 and snapshot.stat().st_ino != best.stat().st_ino
+    training.keep_as(best, snapshot)  # relinking (a resumed epoch) replaces the snapshot atomically
+    assert torch.load(snapshot, weights_only=False)["epoch"] == 2 and not list(tmp_path.glob(".tmp-*"))

@@ -129,6 +129,21 @@ def test_tiny_study_end_to_end():
     assert pd.read_csv(gen_out / "generalization_paired.csv").comparison.tolist() == ["distance - bce", "distance - dice"]
     assert (gen_out / "generalization.png").is_file() and (gen_out / "06_generalization" / "06_generalization.html").is_file()
     assert not str(REPO) in (gen_out / "06_generalization" / "06_generalization.ipynb").read_text()
+    assert "read from 01_data/prepared.npz" in (out / "05_report" / "05_make_figures.ipynb").read_text()
+    # notebook 05 reruns from committed files alone: without the (git-ignored) prepared arrays it reads the
+    # compact test split it wrote, and the predictions; the tables come out the same
+    prepared = out / "01_data" / "prepared.npz"
+    before = {name: (out / name).read_bytes() for name in ("table1.csv", "fp_distances.csv", "claims_summary.csv")}
+    prepared.rename(prepared.with_suffix(".away"))
+    try:
+        rerun = run_pipeline("configs/tiny.yaml", "--stages", "report", "--force", "report")
+    finally:
+        prepared.with_suffix(".away").rename(prepared)
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    assert "(1 runs executed, 0 up to date)" in rerun.stdout
+    assert {name: (out / name).read_bytes() for name in before} == before
+    assert "read from 05_report/test_split.npz" in (out / "05_report" / "05_make_figures.ipynb").read_text()
+    assert (out / "figure2.png").is_file()
 
 
 def test_generalization_summary_names_a_missing_study(tmp_path):
@@ -271,16 +286,3 @@ def test_generalization_notebook_defaults_summarize_the_committed_studies(tmp_pa
                                                "deepcrack_lmm", "gaps384_lmm"]
     committed = pd.read_csv(REPO / "results" / "lodo" / "generalization.csv")
     pd.testing.assert_frame_equal(table, committed)  # the committed summary is what the notebook produces
-    # notebook 05 reruns from committed files alone: without the (git-ignored) prepared arrays it reads the
-    # compact test split it wrote, and the predictions; the tables come out the same
-    prepared = out / "01_data" / "prepared.npz"
-    before = {name: (out / name).read_bytes() for name in ("table1.csv", "fp_distances.csv", "claims_summary.csv")}
-    prepared.rename(prepared.with_suffix(".away"))
-    try:
-        rerun = run_pipeline("configs/tiny.yaml", "--stages", "report", "--force", "report")
-    finally:
-        prepared.with_suffix(".away").rename(prepared)
-    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
-    assert "(1 runs executed, 0 up to date)" in rerun.stdout
-    assert {name: (out / name).read_bytes() for name in before} == before
-    assert (out / "figure2.png").is_file()

@@ -269,6 +269,8 @@ def test_one_pipeline_per_study_the_second_stops_naming_the_first(tmp_path):
 
 
 def test_the_pipeline_command_refuses_a_study_another_pipeline_runs(tmp_path, capsys):
+    import shutil
+
     from crack_utils import pipeline
     from crack_utils.paths import repo_root
     from crack_utils.study.lock import study_lock
@@ -276,10 +278,13 @@ def test_the_pipeline_command_refuses_a_study_another_pipeline_runs(tmp_path, ca
     config = tmp_path / "tiny-lock.yaml"  # results/tiny*/ is git-ignored
     config.write_text("losses: [dice]\n")
     study = repo_root() / "results" / "tiny-lock"
-    with study_lock(study):
-        assert pipeline.main(["--config", str(config), "--no-progress"]) == 1
-    assert "being run by another pipeline" in capsys.readouterr().err
-    assert not (study / layout.DATA).exists()  # nothing ran
+    try:
+        with study_lock(study):
+            assert pipeline.main(["--config", str(config), "--no-progress"]) == 1
+        assert "being run by another pipeline" in capsys.readouterr().err
+        assert not (study / layout.DATA).exists()  # nothing ran
+    finally:
+        shutil.rmtree(study, ignore_errors=True)
 
 
 def test_one_process_scores_each_training_before_starting_the_next(tmp_path):
@@ -295,3 +300,18 @@ def test_one_process_scores_each_training_before_starting_the_next(tmp_path):
                      "05_report"]
     position = {name: i for i, name in enumerate(order)}
     assert all(position[d] < position[r.name] for r in runs for d in r.deps)  # inputs always come first
+
+
+def test_a_filesystem_that_cannot_lock_runs_the_study_with_a_warning(tmp_path, monkeypatch):
+    import errno
+    import fcntl
+
+    from crack_utils.study import lock
+
+    def no_locks(*_):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with pytest.warns(UserWarning, match="cannot lock"):
+        with lock.study_lock(tmp_path / "study") as path:
+            assert path.name == ".lock"

@@ -13,6 +13,7 @@ import fcntl
 import json
 import os
 import socket
+import warnings
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,29 +26,44 @@ LOCK_FILE = ".lock"
 @contextmanager
 def study_lock(results):
     """Hold the study folder ``results`` (created if missing) for the duration of the block; StudyError
-    naming the holder when another process holds it."""
+    naming the holder when another process holds it.
+
+    Where the lock cannot be taken at all (a filesystem without ``flock``, a lock file another user left
+    unwritable), the study runs without it, with a warning: the lock protects against a mistake, it must
+    not stop a study on a filesystem that cannot lock."""
     folder = Path(results)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK_FILE
-    handle = open(path, "a+")
+    try:
+        handle = open(path, "a+")
+    except PermissionError:
+        handle = open(path)  # someone else's file: lock it, do not describe ourselves in it
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            raise StudyError(f"{folder} is being run by another pipeline ({_holder(handle)}): wait for it to finish "
+                             "or stop it; two pipelines on one study would overwrite each other's runs") from None
+        except OSError as err:
+            warnings.warn(f"{path}: cannot lock ({err}); running without the one-pipeline-per-study check",
+                          stacklevel=3)
+        if handle.writable():
             handle.seek(0)
-            try:
-                holder = json.loads(handle.read() or "{}")
-            except json.JSONDecodeError:
-                holder = {}
-            who = (f"pid {holder.get('pid', '?')} on {holder.get('host', '?')}, since {holder.get('since', '?')}"
-                   if holder else "another process")
-            raise StudyError(f"{folder} is being run by another pipeline ({who}): wait for it to finish or stop "
-                             "it; two pipelines on one study would overwrite each other's runs") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                 "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}) + "\n")
-        handle.flush()
+            handle.truncate()
+            handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                     "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}) + "\n")
+            handle.flush()
         yield path
     finally:
         handle.close()  # closing the file releases the flock
+
+
+def _holder(handle) -> str:
+    handle.seek(0)
+    try:
+        holder = json.loads(handle.read() or "{}")
+    except json.JSONDecodeError:  # read between the holder's truncate and write
+        holder = {}
+    if not holder:
+        return "another process"
+    return f"pid {holder.get('pid', '?')} on {holder.get('host', '?')}, since {holder.get('since', '?')}"
