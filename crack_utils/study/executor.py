@@ -124,31 +124,14 @@ def _note(outcome: Outcome, results: Path, index: int, total: int, started: bool
     return f"[{index}/{total}] {where}: {outcome.status.upper()} — {outcome.message.splitlines()[0]}"
 
 
-def finish_first(runs: list[Run]) -> list[Run]:
-    """``runs`` in the order one process executes them: among the runs whose inputs are all done, every
-    other run goes before a training (ties: plan order). So each training is followed by its evaluations
-    before the next training starts — a study stopped after some hours keeps complete, scored trainings
-    rather than several trainings and no scores — and the short data-level runs come first."""
-    names = {run.name for run in runs}
-    pending, placed, order = list(runs), set(), []
-    while pending:
-        ready = [run for run in pending if all(d in placed or d not in names for d in run.deps)]
-        if not ready:
-            raise ValueError(f"circular dependencies among {[run.name for run in pending]}")
-        run = min(ready, key=lambda r: r.stage == "train")  # min keeps the first of equals
-        pending.remove(run)
-        placed.add(run.name)
-        order.append(run)
-    return order
-
-
 def run_in_process(runs: list[Run], results: Path, repo: Path, force=None, progress: bool = True,
                    finished: dict | None = None, report=print, after=None) -> list[Outcome]:
-    """Execute ``runs`` one after another in this process, in :func:`finish_first` order; the run folders
-    are ``results / run.name``. ``after(outcome)`` is called as each run ends."""
+    """Execute ``runs`` (in plan order, which respects ``deps`` and puts each training's evaluations right
+    after it) one after another in this process; the run folders are ``results / run.name``.
+    ``after(outcome)`` is called as each run ends."""
     finished = {} if finished is None else finished
     outcomes: dict[str, Outcome] = {}
-    for index, run in enumerate(finish_first(runs), 1):
+    for index, run in enumerate(runs, 1):
         upstream = [outcomes[d] for d in run.deps if d in outcomes]
         started = all(o.ok for o in upstream) and (forced(run, force) or not freshness.is_up_to_date(
             results / run.name, Path(run.notebook).name, current_fingerprint(run, results, repo),
