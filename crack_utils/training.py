@@ -347,7 +347,12 @@ def prepare_checkpoint_dir(path: str | Path, parameters: dict) -> str:
     ``parameters`` (JSON-comparable); ``"extend"`` if they differ only in :data:`EXTENDABLE` (more epochs,
     other snapshot epochs) of a constant-rate training that has not trained past the new ``EPOCHS`` —
     with a constant learning rate, continuing is the same as training longer from the start; ``"fresh"``
-    otherwise (stale checkpoints are removed)."""
+    otherwise (stale checkpoints are removed).
+
+    A ValueError, not a silent fresh start, when only the length changed but the training cannot be
+    extended to it — it has trained past the new ``EPOCHS``, or a new budget lies in its past — since a
+    fresh start would delete hours of training (a staged study whose config lost a stage): the message
+    says to raise ``training.epochs`` or to start afresh with ``--force train``."""
     import shutil
 
     path = Path(path)
@@ -363,6 +368,13 @@ def prepare_checkpoint_dir(path: str | Path, parameters: dict) -> str:
         if trained is not None and trained <= int(wanted["EPOCHS"]) and not missing:
             stamp.write_text(json.dumps(wanted, indent=2, sort_keys=True))
             return "extend"
+        if trained is not None:
+            why = (f"trained for {trained} epochs, more than EPOCHS = {wanted['EPOCHS']}" if trained > int(wanted["EPOCHS"])
+                   else f"already past the new snapshot epochs {missing}, which it did not keep")
+            raise ValueError(f"the checkpoints in {path} belong to the same training, {why}; it cannot be "
+                             "shortened or given past budgets without training it again. Raise training.epochs "
+                             "(or drop those snapshot epochs), or retrain from scratch: --force train in the "
+                             "pipeline, or delete the folder")
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True)
     stamp.write_text(json.dumps(wanted, indent=2, sort_keys=True))

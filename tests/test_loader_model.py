@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -319,8 +320,11 @@ def test_checkpoint_dir_extends_a_constant_rate_training(tmp_path):
     assert training.prepare_checkpoint_dir(folder, dict(base, EPOCHS=4, SNAPSHOT_EPOCHS=[1, 4])) == "extend"
     assert training.prepare_checkpoint_dir(folder, dict(base, EPOCHS=4, SNAPSHOT_EPOCHS=[1, 4])) == "resume"
     assert (folder / "last.pt").is_file()
-    assert training.prepare_checkpoint_dir(folder, dict(base, EPOCHS=1)) == "fresh"  # trained past it
-    assert not (folder / "last.pt").exists()
+    # trained past the new length, or a new budget in its past: an error, never a silent deletion of the training
+    with pytest.raises(ValueError, match="trained for 2 epochs, more than EPOCHS = 1.*--force train"):
+        training.prepare_checkpoint_dir(folder, dict(base, EPOCHS=1))
+    assert (folder / "last.pt").is_file()
+    shutil.rmtree(folder)  # what --force train does
     _tiny_training(tmp_path, 2, checkpoint_dir=folder)
     cosine = dict(base, LR_SCHEDULE="cosine")
     (folder / "parameters.json").write_text(json.dumps(cosine))
@@ -396,8 +400,11 @@ def test_extending_needs_every_past_snapshot_the_new_list_names(tmp_path):
     _tiny_training(tmp_path, 2, checkpoint_dir=folder, snapshot_epochs=[1])
     base = {"LR": 1, "EPOCHS": 2, "SNAPSHOT_EPOCHS": [1], "LR_SCHEDULE": "constant"}
     (folder / "parameters.json").write_text(json.dumps(base))
-    # epoch 2's best-as-of snapshot was never written: asking for it cannot be served by continuing
-    assert training.prepare_checkpoint_dir(folder, dict(base, EPOCHS=3, SNAPSHOT_EPOCHS=[1, 2, 3])) == "fresh"
+    # epoch 2's best-as-of snapshot was never written: asking for it cannot be served by continuing, and
+    # retraining silently would throw away the training: an error that says how to retrain
+    with pytest.raises(ValueError, match=r"past the new snapshot epochs \[2\].*--force train"):
+        training.prepare_checkpoint_dir(folder, dict(base, EPOCHS=3, SNAPSHOT_EPOCHS=[1, 2, 3]))
+    assert (folder / "last.pt").is_file() and json.loads((folder / "parameters.json").read_text()) == base
 
 
 def test_a_snapshot_keeps_its_weights_when_best_pt_is_replaced(tmp_path):
