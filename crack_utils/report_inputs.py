@@ -23,7 +23,7 @@ import pandas as pd
 from crack_utils import manifest as mf
 from crack_utils.study import layout
 
-COMPACT_TEST_SPLIT = "test_split.npz"  # in 05_report/: written by notebook 05, read back when data are missing
+COMPACT_TEST_SPLIT = layout.COMPACT_TEST_SPLIT  # in 05_report/: written by notebook 05, read back when data are missing
 
 
 @dataclass

@@ -7,7 +7,7 @@ Under ``results/<name>/``::
     03_train/<tag>/             notebook 03, one per training; <tag> = <name>-seed<k>
     04_evaluate/<tag>/          notebook 04, one per training
     04_evaluate/<name>-epoch<e>-seed<k>/   the best weights as of epoch e (training-length budgets)
-    05_report/                  notebook 05; its headline files are published one level up
+    05_report/                  notebook 05; its headline files are published one level up; test_split.npz
     checkpoints/<tag>/          last.pt (resuming), best.pt and best-epoch<e>.pt (weights only)
 
 ``<name>`` is a loss of Table 1 or a variant (ablation, peer loss). Every function here takes the
@@ -25,6 +25,7 @@ EVALUATE = "04_evaluate"
 REPORT = "05_report"
 CHECKPOINTS = "checkpoints"
 PREPARED_ARRAYS = "prepared.npz"  # in 01_data/: the resized images and masks (crack_utils.manifest writes it)
+COMPACT_TEST_SPLIT = "test_split.npz"  # in 05_report/: what the report reruns from without 01_data's arrays (crack_utils.report_inputs)
 
 #: Files notebook 05 writes into ``05_report/`` that are published (copied) to ``results/<name>/``.
 PUBLISHED = ("table1.csv", "table1.md", "figure2.png", "figure2_errors.png", "training_curves.png",
