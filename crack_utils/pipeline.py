@@ -248,15 +248,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scheduler", metavar="ADDRESS",
                         help="run on an existing Dask cluster: tcp://host:port or a scheduler file")
     parser.add_argument("--no-progress", action="store_true", help="hide papermill's cell progress bars")
+    parser.add_argument("--progress-every", type=float, default=15.0, metavar="SECONDS",
+                        help="print the live progress line (runs, ETA, running trainings) at most this often (default 15)")
     args = parser.parse_args(argv)
     if args.workers is not None and args.workers < 1:
         parser.error("--workers must be at least 1")
     if args.per_gpu < 1:
         parser.error("--per-gpu must be at least 1")
+    if not args.progress_every > 0:
+        parser.error("--progress-every must be a positive number of seconds")
     force = None if args.force is None else (True if not args.force else set(args.force))
     try:
         run_study(args.config, args.stages, progress=not args.no_progress, force=force, workers=args.workers,
-                  scheduler=args.scheduler, per_gpu=args.per_gpu)
+                  scheduler=args.scheduler, per_gpu=args.per_gpu, watch_interval=args.progress_every)
     except (ConfigError, StudyError, ValueError) as err:
         print(f"\nThe study stopped: {err}", file=sys.stderr)
         return 1

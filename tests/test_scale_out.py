@@ -43,10 +43,12 @@ def _run_ids(out):
 def test_study_on_a_local_dask_cluster_then_nothing_to_do(tmp_path):
     config = _config(tmp_path, "tiny-dask")
     out = REPO / "results" / "tiny-dask"
-    first = _pipeline(config, "--workers", "2")
+    # the live line every 0.2 s: a tiny training's epochs last about a second, the default 15 s could miss them
+    first = _pipeline(config, "--workers", "2", "--progress-every", "0.2")
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert "on Dask (2 local workers)" in first.stdout
-    assert "[progress]" in first.stdout and "val Dice" in first.stdout  # the live line showed the trainings
+    lines = [line for line in first.stdout.splitlines() if "[progress]" in line]
+    assert any("-seed0: epoch" in line and "val Dice" in line for line in lines), first.stdout[-3000:]
     table = pd.read_csv(out / "table1.csv")
     assert sorted(table.loss.unique()) == ["dice", "distance"]
     for run in ("01_data", "02_distance", "03_train/dice-seed0", "04_evaluate/distance-seed0", "05_report"):
