@@ -56,12 +56,10 @@ def test_study_on_a_local_dask_cluster_then_nothing_to_do(tmp_path):
         assert meta["fingerprint"]["parameters"] and meta["run_id"], run
     assert json.loads((out / "03_train" / "dice-seed0" / "run_metadata.json").read_text())["weights_trained_by"][0]["epochs_to"] == 2
     ids = _run_ids(out)
-    t0 = time.perf_counter()
     second = _pipeline(config)  # in one process this time: the same graph, all up to date
     assert second.returncode == 0, second.stderr[-3000:]
     assert "(0 runs executed, 9 up to date)" in second.stdout
     assert second.stdout.count("up to date, skipped") == 9
-    assert time.perf_counter() - t0 < 60
     assert _run_ids(out) == ids  # nothing re-executed, no metadata replaced
     # --force with a stage: only that stage's runs are re-executed
     forced = _pipeline(config, "--force", "report")
