@@ -7,9 +7,15 @@ no augmentation, only normalization (deterministic).
 """
 from __future__ import annotations
 
-import albumentations as A
-import cv2
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    import albumentations as A
+
+# albumentations (with OpenCV) is imported by the two functions that use it, not here: it takes ~1 s, and
+# evaluation and the loader import this module only for :func:`normalize` (every notebook-04 run).
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -21,6 +27,9 @@ def training_augmentation(rotation_limit: float = 30.0, p_flip: float = 0.5, p_c
 
     Input ``image`` uint8 (H, W, 3), ``mask`` uint8 (H, W); output the same shapes and dtypes.
     """
+    import albumentations as A
+    import cv2
+
     return A.Compose([
         A.HorizontalFlip(p=p_flip),
         A.VerticalFlip(p=p_flip),

@@ -7,7 +7,9 @@ import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
+
+# seaborn (~1.2 s to import, with scipy.stats) is imported by the plots that use it, so notebooks that only
+# draw image grids (02, 04) do not pay for it.
 
 from crack_utils.tables import LOSS_LABELS
 
@@ -88,6 +90,8 @@ def error_overlay(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
 
 def training_curves(histories: dict[str, pd.DataFrame]):
     """Training and validation loss, and validation Dice, per epoch for each run (label -> history)."""
+    import seaborn as sns
+
     long = pd.concat([h.assign(run=label) for label, h in histories.items()], ignore_index=True)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
     loss = long.melt(id_vars=["run", "epoch"], value_vars=["train_loss", "val_loss"], var_name="split", value_name="loss")
@@ -136,6 +140,8 @@ def distance_examples(images: np.ndarray, masks: np.ndarray, maps: np.ndarray, t
 
 def claim_distributions(claim_rows: pd.DataFrame):
     """Per-image clDice, tolerance F1 and Betti-0 error by loss, and the pooled far-FP shares."""
+    import seaborn as sns
+
     from crack_utils.report import summarize_claims
 
     fig, axes = plt.subplots(1, 4, figsize=(15, 3.4))
@@ -182,6 +188,8 @@ def training_length(table: pd.DataFrame):
 
     ``table``: rows of :func:`crack_utils.training_length.training_length_table`.
     """
+    import seaborn as sns
+
     panels = [("dice", "pooled Dice"), ("fp_far_20px_share", "share of FP pixels > 20 px from a crack"),
               ("betti0_error_mean", "mean Betti-0 error (components)")]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.3))

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats as sps
+
+# scipy.stats (~1 s to import) is imported where used: crack_utils.report, which every evaluation imports,
+# needs it only for the study's summary tables.
 
 
 def seed_summary(values) -> dict[str, float]:
@@ -15,6 +17,8 @@ def seed_summary(values) -> dict[str, float]:
     if n == 1:
         return {"mean": mean, "std": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "n": 1}
     std = float(x.std(ddof=1))
+    from scipy import stats as sps
+
     half = float(sps.t.ppf(0.975, n - 1) * std / np.sqrt(n))
     return {"mean": mean, "std": std, "ci_low": mean - half, "ci_high": mean + half, "n": n}
 
@@ -30,6 +34,8 @@ def paired_comparison(a, b, n_boot: int = 2000, seed: int = 0) -> dict[str, floa
         raise ValueError(f"a and b must be 1-D score arrays of one non-zero length, got {a.shape} and {b.shape}")
     diff = a - b
     rng = np.random.default_rng(seed)
+    from scipy import stats as sps
+
     boots = diff[rng.integers(0, len(diff), size=(n_boot, len(diff)))].mean(axis=1)
     p = 1.0 if not np.any(diff) else float(sps.wilcoxon(diff).pvalue)
     return {"mean_diff": float(diff.mean()), "ci_low": float(np.percentile(boots, 2.5)),
