@@ -28,13 +28,16 @@ report: install
 lodo: install
 	$(PY) -m crack_utils.generalization --configs configs/lodo_*.yaml
 
-## Run the test suite (unit tests, notebook test on a tiny config, real-data tests when ../shared/data exists).
+## Run the test suite (unit tests, notebook test on a tiny config, real-data tests when ../shared/data exists),
+## in 2 worker processes (pytest-xdist): most of a notebook test is one-core work (kernel start, imports).
+## Tests that share a results folder or a module fixture carry the same xdist_group mark (one worker).
+TEST_WORKERS ?= 2
 test: install
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 ## Unit tests only (no notebook execution).
 test-fast: install
-	$(PY) -m pytest -m "not notebooks"
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not notebooks"
 
 ## Speed benchmark (prints name: value figures; uses results/compilation/01_data when present).
 bench: install

@@ -12,6 +12,15 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
+def pytest_configure(config):
+    """Install the study's Jupyter kernel spec once, before any test runs: under pytest-xdist (make test) two
+    workers' first notebook runs would otherwise both (re)write it at the same moment."""
+    if not hasattr(config, "workerinput"):  # the controller (or a plain pytest run), not an xdist worker
+        from crack_utils.study.notebook_run import kernel_name
+
+        kernel_name()
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """../shared/data: required in CI (CI=true), politely skipped elsewhere."""

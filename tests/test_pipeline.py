@@ -223,7 +223,7 @@ def _resume_config(tmp_path, name):
     import yaml
 
     config = yaml.safe_load((REPO / "configs" / "tiny.yaml").read_text())
-    config["training"]["epochs"] = 4
+    config["training"].update(epochs=4, snapshot_epochs=[])  # no snapshot evaluations: resuming is the point
     config["losses"] = ["distance"]
     for key in ("evaluation", "variants"):
         config.pop(key, None)
@@ -232,6 +232,7 @@ def _resume_config(tmp_path, name):
     return path
 
 
+@pytest.mark.xdist_group("tiny-resume-ref")  # shares results/tiny-resume-ref with the Dask kill test
 def test_killed_training_resumes_to_the_same_result(tmp_path):
     import os
     import signal

@@ -90,6 +90,7 @@ def test_a_failing_run_stops_only_what_depends_on_it(tmp_path):
         assert (out / run / "run_metadata.json").is_file(), run
 
 
+@pytest.mark.xdist_group("tiny-resume-ref")  # shares results/tiny-resume-ref with the in-process kill test
 def test_worker_killed_mid_training_loses_nothing_and_reaches_the_same_result(tmp_path):
     import psutil
     import torch
