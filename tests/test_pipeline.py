@@ -38,6 +38,10 @@ def test_plan_runs_train_and_evaluate_per_loss_and_seed(tmp_path):
 
 
 def test_tiny_study_end_to_end():
+    import shutil
+
+    for leftover in ("tiny", "tiny_generalization"):  # from an earlier run: up-to-date runs would be skipped
+        shutil.rmtree(REPO / "results" / leftover, ignore_errors=True)
     result = run_pipeline("configs/tiny.yaml")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = REPO / "results" / "tiny"
@@ -181,19 +185,6 @@ def test_unknown_config_key_is_a_one_paragraph_error(tmp_path):
     result = run_pipeline(tmp_path / "typo.yaml")
     assert result.returncode == 1
     assert "unknown key 'trainig'" in result.stderr and "training" in result.stderr and "Traceback" not in result.stderr
-
-
-def test_benchmark_prints_every_figure():
-    from crack_utils.bench import FIGURES
-
-    result = subprocess.run([sys.executable, "-m", "crack_utils.bench", "--steps", "1", "--batch-size", "2",
-                             "--data", "no-such-folder"], cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-2000:]
-    lines = result.stdout.strip().splitlines()
-    assert lines[0].startswith("device:")
-    tail = dict(line.split(": ", 1) for line in lines[-len(FIGURES):])
-    assert list(tail) == list(FIGURES)
-    assert all(float(v) > 0 for v in tail.values())
 
 
 def test_unknown_notebook_parameter_lists_the_valid_ones():
