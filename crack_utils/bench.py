@@ -2,7 +2,7 @@
 
 Prints the device, threads and versions, then one ``name: value`` line per figure (the last lines):
 
-* ``train_img_per_s_<loss>`` — training images/s (U-Net, 128 px, batch 25, default encoder) per loss;
+* ``train_img_per_s_<loss>`` — training images/s (U-Net at 128 px, or the size of the prepared arrays given with --data; batch 25, default encoder) per loss;
 * ``distance_over_dice_step_ratio`` — time per training step with the Distance-based Loss, its distance
   maps included, over the time with Dice, measured interleaved in one run;
 * ``loader_over_model_ratio`` — end-to-end training images/s (DataLoader, augmentation, distance maps)
@@ -94,6 +94,7 @@ def run(data_dir: str | None = None, steps: int = 4, batch_size: int = 25, size:
     torch.manual_seed(0)
     if data_dir and (Path(data_dir) / "prepared.npz").is_file():
         images, masks, _ = load_cache(Path(data_dir) / "prepared.npz")
+        size = images.shape[1]  # the study's image size (a 64-px study's arrays would not fit 128-px inputs)
         source = f"prepared arrays in {data_dir}"
     else:
         images, masks = _synthetic_arrays(4 * batch_size, size)
@@ -232,7 +233,8 @@ def main(argv=None) -> int:
     print(f"device: {info.get('gpu', 'cpu')} | cpu {info['cpu_model']} ({info['cpu_isa']}, native bf16 "
           f"{info['cpu_native_bf16']}) | torch threads {info['torch_threads']} | cpus {info['cpu_count']}")
     print("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
-    print(f"settings: encoder {args.encoder}, batch {args.batch_size}, 128 px, steps {args.steps}, amp {args.amp}", flush=True)
+    print(f"settings: encoder {args.encoder}, batch {args.batch_size}, steps {args.steps}, amp {args.amp} "
+          "(image size: the data line below)", flush=True)
     results = run(args.data, steps=args.steps, batch_size=args.batch_size, encoder=args.encoder,
                   device=args.device, amp=args.amp)
     for name in FIGURES:

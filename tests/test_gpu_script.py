@@ -1,5 +1,5 @@
-"""The one-call GPU script (scripts/gpu_paper.sh) run end to end on CPU with a tiny config: benchmark,
-study on a local Dask cluster, results archive; then again from carried (compactly encoded) data."""
+"""The one-call GPU script (scripts/gpu_paper.sh) run end to end on CPU with a tiny config, as on the GPU
+machine: carried (compactly encoded) data decoded, benchmark, study on a local Dask cluster, results archive."""
 import os
 import subprocess
 import sys
@@ -33,13 +33,27 @@ def test_gpu_script_runs_the_whole_path_on_cpu(tmp_path):
     path.write_text(yaml.safe_dump(config))
     study = REPO / "results" / "tiny-gpu-script"
     shutil.rmtree(study, ignore_errors=True)
-    first = _script(path, tmp_path / "out")
-    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-    # the benchmark ran without prepared arrays (the study had not run yet) and printed every figure
+    # where the data is (scripts/gpu_pack.sh): the data stage, then its arrays compactly encoded, in parts
+    data = subprocess.run([sys.executable, "-m", "crack_utils.pipeline", "--config", str(path), "--stages", "data",
+                           "--no-progress"], cwd=REPO, capture_output=True, text=True)
+    assert data.returncode == 0, data.stdout[-2000:] + data.stderr[-2000:]
+    carry = tmp_path / "carry"
+    carry.mkdir()
+    packed = subprocess.run([sys.executable, "-m", "crack_utils.compact_data", "encode", str(study / "01_data"),
+                             str(carry / "data.npz"), "--quality", "80"], cwd=REPO, capture_output=True, text=True)
+    assert packed.returncode == 0, packed.stderr
+    subprocess.run(["split", "-b", "20k", str(carry / "data.npz"), str(carry / "data.npz.part-")], check=True)
+    (carry / "data.npz").unlink()
+    (study / "01_data" / "prepared.npz").unlink()  # as on the GPU machine: the arrays arrive only as parts
+    # the one call on the GPU machine: decode, benchmark, the study on Dask, the archive
+    result = _script(path, tmp_path / "out", CARRY=str(carry))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert (study / "01_data" / "prepared.npz").is_file()
+    assert "01_clean_data.ipynb" not in result.stdout  # the data stage was not rerun
     from crack_utils.bench import FIGURES
 
     lines = (tmp_path / "out" / "bench.txt").read_text().splitlines()  # stdout and stderr (2>&1 in the script)
-    assert any(line.startswith("device: ") for line in lines)
+    assert any(line.startswith("data: prepared arrays in results/tiny-gpu-script/01_data") for line in lines)
     figures = dict(line.split(": ", 1) for line in lines if line.split(": ", 1)[0] in FIGURES)
     assert list(figures) == list(FIGURES) and all(float(v) > 0 for v in figures.values())
     assert "study_seconds:" in (tmp_path / "out" / "wall.txt").read_text()
@@ -50,16 +64,3 @@ def test_gpu_script_runs_the_whole_path_on_cpu(tmp_path):
     # the arrays stay behind; what notebook 05 reruns from comes back (it is committed)
     assert sorted(n.rsplit("/", 2)[-2] + "/" + n.rsplit("/", 1)[-1] for n in names if n.endswith(".npz")) == sorted(
         ["05_report/test_split.npz", "dice-seed0/predictions.npz"])
-    # as on the GPU machine: the data arrives compactly encoded, in parts, and the data stage is not rerun
-    carry = tmp_path / "carry"
-    carry.mkdir()
-    packed = subprocess.run([sys.executable, "-m", "crack_utils.compact_data", "encode", str(study / "01_data"),
-                             str(carry / "data.npz"), "--quality", "80"], cwd=REPO, capture_output=True, text=True)
-    assert packed.returncode == 0, packed.stderr
-    subprocess.run(["split", "-b", "20k", str(carry / "data.npz"), str(carry / "data.npz.part-")], check=True)
-    (carry / "data.npz").unlink()
-    (study / "01_data" / "prepared.npz").unlink()
-    second = _script(path, tmp_path / "out2", CARRY=str(carry), BENCH="0")
-    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    assert (study / "01_data" / "prepared.npz").is_file()
-    assert "01_clean_data.ipynb" not in second.stdout  # the data stage was not run

@@ -187,6 +187,20 @@ def test_unknown_config_key_is_a_one_paragraph_error(tmp_path):
     assert "unknown key 'trainig'" in result.stderr and "training" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_benchmark_prints_every_figure():
+    # without prepared arrays (a new user's `make bench`): synthetic images; the GPU-script test covers --data
+    from crack_utils.bench import FIGURES
+
+    result = subprocess.run([sys.executable, "-m", "crack_utils.bench", "--steps", "1", "--batch-size", "2",
+                             "--data", "no-such-folder"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].startswith("device:")
+    tail = dict(line.split(": ", 1) for line in lines[-len(FIGURES):])
+    assert list(tail) == list(FIGURES)
+    assert all(float(v) > 0 for v in tail.values())
+
+
 def test_unknown_notebook_parameter_lists_the_valid_ones():
     from crack_utils.pipeline import Run, StudyError, check_parameters
 

@@ -105,7 +105,7 @@ def test_worker_killed_mid_training_loses_nothing_and_reaches_the_same_result(tm
     shutil.rmtree(out, ignore_errors=True)
     last = out / "checkpoints" / "distance-seed0" / "last.pt"
     proc = subprocess.Popen([sys.executable, "-m", "crack_utils.pipeline", "--config", str(config), "--no-progress",
-                             "--workers", "1"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                             "--workers", "1", "--stages", "data", "distance", "train", "evaluate"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 600
     while not last.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
