@@ -31,9 +31,9 @@ def _config(tmp_path, name, **training):
     return path
 
 
-def _pipeline(config, *extra, timeout=900):
+def _pipeline(config, *extra, timeout=900, env=None):
     return subprocess.run([sys.executable, "-m", "crack_utils.pipeline", "--config", str(config), "--no-progress", *extra],
-                          cwd=REPO, capture_output=True, text=True, timeout=timeout)
+                          cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def _run_ids(out):
@@ -41,14 +41,25 @@ def _run_ids(out):
 
 
 def test_study_on_a_local_dask_cluster_then_nothing_to_do(tmp_path):
-    config = _config(tmp_path, "tiny-dask")
+    config = _config(tmp_path, "tiny-dask", snapshot_epochs=[])
     out = REPO / "results" / "tiny-dask"
-    # the live line every 0.2 s: a tiny training's epochs last about a second, the default 15 s could miss them
-    first = _pipeline(config, "--workers", "2", "--progress-every", "0.2")
+    # One process first, each kernel with the threads a training gets on one of 2 local workers (the cores
+    # shared out, PinWorker): float results may depend on the thread count, not on who schedules the runs.
+    threads = str(max(1, (os.cpu_count() or 1) // 2))
+    single = _pipeline(config, env=dict(os.environ, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads,
+                                        OPENBLAS_NUM_THREADS=threads))
+    assert single.returncode == 0, single.stdout[-3000:] + single.stderr[-3000:]
+    one_process = {name: (out / name).read_bytes() for name in ("table1.csv", "scores.csv")}
+    # The same trainings, evaluations and report again on 2 Dask workers. The live line every 0.2 s: a tiny
+    # training's epochs last about a second, the default 15 s could miss them.
+    t0 = time.perf_counter()
+    first = _pipeline(config, "--workers", "2", "--progress-every", "0.2", "--force", "train", "evaluate", "report")
+    first_seconds = time.perf_counter() - t0
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-    assert "on Dask (2 local workers)" in first.stdout
+    assert "on Dask (2 local workers)" in first.stdout and "(5 runs executed, 2 up to date)" in first.stdout
     lines = [line for line in first.stdout.splitlines() if "[progress]" in line]
     assert any("-seed0: epoch" in line and "val Dice" in line for line in lines), first.stdout[-3000:]
+    assert {name: (out / name).read_bytes() for name in one_process} == one_process  # byte-identical to one process
     table = pd.read_csv(out / "table1.csv")
     assert sorted(table.loss.unique()) == ["dice", "distance"]
     for run in ("01_data", "02_distance", "03_train/dice-seed0", "04_evaluate/distance-seed0", "05_report"):
@@ -56,16 +67,27 @@ def test_study_on_a_local_dask_cluster_then_nothing_to_do(tmp_path):
         assert meta["fingerprint"]["parameters"] and meta["run_id"], run
     assert json.loads((out / "03_train" / "dice-seed0" / "run_metadata.json").read_text())["weights_trained_by"][0]["epochs_to"] == 2
     ids = _run_ids(out)
+    t0 = time.perf_counter()
     second = _pipeline(config)  # in one process this time: the same graph, all up to date
+    second_seconds = time.perf_counter() - t0
     assert second.returncode == 0, second.stderr[-3000:]
-    assert "(0 runs executed, 9 up to date)" in second.stdout
-    assert second.stdout.count("up to date, skipped") == 9
+    assert "(0 runs executed, 7 up to date)" in second.stdout
+    assert second.stdout.count("up to date, skipped") == 7
     assert _run_ids(out) == ids  # nothing re-executed, no metadata replaced
+    assert second_seconds < first_seconds / 3, (second_seconds, first_seconds)  # a small fraction (ratio, not a clock)
+    # one loss option changed: exactly that training, its evaluation and the report are rerun
+    text = yaml.safe_load(config.read_text())
+    text.setdefault("loss_options", {})["distance"] = {"alpha": 2.0}
+    config.write_text(yaml.safe_dump(text))
+    changed_option = _pipeline(config)
+    assert changed_option.returncode == 0 and "(3 runs executed, 4 up to date)" in changed_option.stdout, \
+        changed_option.stdout[-2000:]
+    after = _run_ids(out)
+    assert {k for k, v in after.items() if ids[k] != v} == {"03_train/distance-seed0", "04_evaluate/distance-seed0", "05_report"}
     # --force with a stage: only that stage's runs are re-executed
     forced = _pipeline(config, "--force", "report")
-    assert forced.returncode == 0 and "(1 runs executed, 8 up to date)" in forced.stdout, forced.stdout[-2000:]
-    changed = {k for k, v in _run_ids(out).items() if ids[k] != v}
-    assert changed == {"05_report"}
+    assert forced.returncode == 0 and "(1 runs executed, 6 up to date)" in forced.stdout, forced.stdout[-2000:]
+    assert {k for k, v in _run_ids(out).items() if after[k] != v} == {"05_report"}
 
 
 def test_a_failing_run_stops_only_what_depends_on_it(tmp_path):
