@@ -14,7 +14,7 @@ import numpy as np
 if TYPE_CHECKING:
     import albumentations as A
 
-# albumentations (with OpenCV) is imported by the two functions that use it, not here: it takes ~1 s, and
+# albumentations (with OpenCV) is imported by training_augmentation, which uses it, not here: it takes ~1 s, and
 # evaluation and the loader import this module only for :func:`normalize` (every notebook-04 run).
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

@@ -2,7 +2,8 @@
 
 Prints the device, threads and versions, then one ``name: value`` line per figure (the last lines):
 
-* ``train_img_per_s_<loss>`` — training images/s (U-Net at 128 px, or the size of the prepared arrays given with --data; batch 25, default encoder) per loss;
+* ``train_img_per_s_<loss>`` — training images/s (U-Net, batch 25, default encoder) per loss; this and the
+  evaluation and FLOP figures use 128-px images, or the size of the prepared arrays given with ``--data``;
 * ``distance_over_dice_step_ratio`` — time per training step with the Distance-based Loss, its distance
   maps included, over the time with Dice, measured interleaved in one run;
 * ``loader_over_model_ratio`` — end-to-end training images/s (DataLoader, augmentation, distance maps)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import sys
@@ -255,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--workers must be at least 1")
     if args.per_gpu < 1:
         parser.error("--per-gpu must be at least 1")
-    if not args.progress_every > 0:
+    if not (math.isfinite(args.progress_every) and args.progress_every > 0):
         parser.error("--progress-every must be a positive number of seconds")
     force = None if args.force is None else (True if not args.force else set(args.force))
     try:

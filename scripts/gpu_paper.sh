@@ -23,8 +23,11 @@ CARRY=${CARRY:-.gpu}
 if ls "$CARRY"/data.npz.part-* >/dev/null 2>&1; then
   # the data stage ran where the data is (scripts/gpu_pack.sh); never overwrite real prepared arrays
   if [ ! -f "results/$name/01_data/prepared.npz" ]; then
-    cat "$CARRY"/data.npz.part-* > /tmp/carried-data.npz
-    $PY -m crack_utils.compact_data decode /tmp/carried-data.npz "results/$name/01_data"
+    carried=$(mktemp "${TMPDIR:-/tmp}/carried-data.XXXXXX")
+    trap 'rm -f "$carried"' EXIT
+    cat "$CARRY"/data.npz.part-* > "$carried"
+    $PY -m crack_utils.compact_data decode "$carried" "results/$name/01_data"
+    rm -f "$carried"
     echo "carried data (JPEG, scripts/gpu_pack.sh) decoded into results/$name/01_data" | tee "$OUT/data.txt"
   fi
   stages="distance train evaluate report"

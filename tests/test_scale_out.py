@@ -74,7 +74,7 @@ def test_study_on_a_local_dask_cluster_then_nothing_to_do(tmp_path):
     assert "(0 runs executed, 7 up to date)" in second.stdout
     assert second.stdout.count("up to date, skipped") == 7
     assert _run_ids(out) == ids  # nothing re-executed, no metadata replaced
-    assert second_seconds < first_seconds / 3, (second_seconds, first_seconds)  # a small fraction (ratio, not a clock)
+    assert second_seconds < first_seconds / 2, (second_seconds, first_seconds)  # a small fraction (a generous ratio, not a clock)
     # one loss option changed: exactly that training, its evaluation and the report are rerun
     text = yaml.safe_load(config.read_text())
     text.setdefault("loss_options", {})["distance"] = {"alpha": 2.0}
@@ -117,17 +117,18 @@ def test_worker_killed_mid_training_loses_nothing_and_reaches_the_same_result(tm
     import psutil
     import torch
 
-    from test_pipeline import _resume_config
+    from test_pipeline import _resume_config, resume_env
 
     # the reference of the in-process kill test (tests/test_pipeline.py): up to date when that test ran first
     reference = _resume_config(tmp_path, "tiny-resume-ref")
-    assert _pipeline(reference).returncode == 0
+    assert _pipeline(reference, env=resume_env()).returncode == 0
     config = _resume_config(tmp_path, "tiny-dask-kill")
     out = REPO / "results" / "tiny-dask-kill"
     shutil.rmtree(out, ignore_errors=True)
     last = out / "checkpoints" / "distance-seed0" / "last.pt"
     proc = subprocess.Popen([sys.executable, "-m", "crack_utils.pipeline", "--config", str(config), "--no-progress",
-                             "--workers", "1", "--stages", "data", "distance", "train", "evaluate"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                             "--workers", "1", "--stages", "data", "distance", "train", "evaluate"], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=resume_env())
     deadline = time.time() + 600
     while not last.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
