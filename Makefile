@@ -30,14 +30,13 @@ lodo: install
 
 ## Run the test suite (unit tests, notebook test on a tiny config, real-data tests when ../shared/data exists),
 ## in 2 worker processes (pytest-xdist): most of a notebook test is one-core work (kernel start, imports).
-## Tests that share a results folder or a module fixture carry the same xdist_group mark (one worker).
 TEST_WORKERS ?= 2
 test: install
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(PY) -m pytest -n $(TEST_WORKERS)
 
 ## Unit tests only (no notebook execution).
 test-fast: install
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not notebooks"
+	$(PY) -m pytest -n $(TEST_WORKERS) -m "not notebooks"
 
 ## Speed benchmark (prints name: value figures; uses results/compilation/01_data when present).
 bench: install

@@ -254,7 +254,19 @@ def _resume_config(tmp_path, name):
     return path
 
 
-@pytest.mark.xdist_group("tiny-resume-ref")  # shares results/tiny-resume-ref with the Dask kill test
+def resume_reference(tmp_path) -> None:
+    """The uninterrupted reference study of both kill-and-resume tests, ``results/tiny-resume-ref``: run (or
+    found up to date) under a file lock, because under pytest-xdist the two tests may run at the same time
+    in two workers (a second pipeline on the same study would stop: crack_utils/study/lock.py)."""
+    import fcntl
+
+    (REPO / "results").mkdir(exist_ok=True)
+    with open(REPO / "results" / ".tiny-resume-ref.test-lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # blocks until the other test's reference run has finished
+        result = run_pipeline(_resume_config(tmp_path, "tiny-resume-ref"), env=resume_env())
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+
+
 def test_killed_training_resumes_to_the_same_result(tmp_path):
     import os
     import signal
@@ -263,8 +275,7 @@ def test_killed_training_resumes_to_the_same_result(tmp_path):
     import torch
 
     # uninterrupted reference
-    reference = _resume_config(tmp_path, "tiny-resume-ref")
-    assert run_pipeline(reference, env=resume_env()).returncode == 0
+    resume_reference(tmp_path)
     # the same study, killed (SIGKILL to the pipeline and its kernel) after its first checkpoint
     interrupted = _resume_config(tmp_path, "tiny-resume-kill")
     out = REPO / "results" / "tiny-resume-kill"

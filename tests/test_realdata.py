@@ -7,7 +7,7 @@ import pytest
 
 from crack_utils import datasets, manifest as mf, splitting
 
-pytestmark = [pytest.mark.realdata, pytest.mark.xdist_group("realdata")]  # one worker builds the module's manifest
+pytestmark = pytest.mark.realdata
 SIX = ["aiglern_trimm_lmm", "alexdonchuk_coarse", "cfd", "crack500_lmm", "deepcrack_lmm", "gaps384_lmm"]
 
 

@@ -112,16 +112,14 @@ def test_a_failing_run_stops_only_what_depends_on_it(tmp_path):
         assert (out / run / "run_metadata.json").is_file(), run
 
 
-@pytest.mark.xdist_group("tiny-resume-ref")  # shares results/tiny-resume-ref with the in-process kill test
 def test_worker_killed_mid_training_loses_nothing_and_reaches_the_same_result(tmp_path):
     import psutil
     import torch
 
-    from test_pipeline import _resume_config, resume_env
+    from test_pipeline import _resume_config, resume_env, resume_reference
 
     # the reference of the in-process kill test (tests/test_pipeline.py): up to date when that test ran first
-    reference = _resume_config(tmp_path, "tiny-resume-ref")
-    assert _pipeline(reference, env=resume_env()).returncode == 0
+    resume_reference(tmp_path)
     config = _resume_config(tmp_path, "tiny-dask-kill")
     out = REPO / "results" / "tiny-dask-kill"
     shutil.rmtree(out, ignore_errors=True)
