@@ -734,6 +734,45 @@ def test_ctrl_c_is_one_line_exit_130_and_leaves_nothing_half_written(tmp_path, m
         shutil.rmtree(results, ignore_errors=True)
 
 
+def test_after_ctrl_c_the_jupyter_clients_logs_are_dropped(caplog):
+    """The real Ctrl-C test below failed once in CI: after the one line, nbclient logged the stopped kernel and
+    asyncio the abandoned cell task (timing). From SIGINT on, those loggers are silent; before it, not."""
+    import logging
+
+    from crack_utils.ctrl_c import CLIENT_LOGGERS, quiet_client_logs_after_ctrl_c
+
+    kernel_died = "Kernel died while waiting for execute reply."
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal (`make test &` ignores it)
+    drops = []
+    try:
+        with caplog.at_level(logging.ERROR):
+            with quiet_client_logs_after_ctrl_c() as drop:  # no Ctrl-C: a kernel killed for memory is reported
+                drops.append(drop)
+                logging.getLogger("papermill").error(kernel_died)
+            assert [r.getMessage() for r in caplog.records] == [kernel_died]
+            assert not any(drop in logging.getLogger(name).filters for name in CLIENT_LOGGERS)
+            assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+            caplog.clear()
+            with pytest.raises(KeyboardInterrupt):
+                with quiet_client_logs_after_ctrl_c() as drop:
+                    drops.append(drop)
+                    os.kill(os.getpid(), signal.SIGINT)
+                    time.sleep(10)  # interrupted by the signal's KeyboardInterrupt
+            assert drop.pressed and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+            logging.getLogger("papermill").error(kernel_died)  # while unwinding, or at exit: dropped
+            logging.getLogger("asyncio").error("Task exception was never retrieved")
+            logging.getLogger("crack_utils.pipeline").error("ours")  # not a Jupyter client logger: kept
+            assert [r.getMessage() for r in caplog.records] == ["ours"]
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a background job: Ctrl-C cannot arrive, nothing changes
+        with quiet_client_logs_after_ctrl_c() as drop:
+            assert drop is None and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        for drop in drops:
+            for name in CLIENT_LOGGERS:
+                logging.getLogger(name).removeFilter(drop)
+        signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.notebooks
 def test_real_ctrl_c_during_the_data_stage(tmp_path):
     name = "tiny-userdata-sigint"
