@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from crack_utils.paths import repo_root
+from helpers import expected_bench_figures
 
 REPO = repo_root()
 pytestmark = pytest.mark.notebooks
@@ -51,14 +52,12 @@ def test_gpu_script_runs_the_whole_path_on_cpu(tmp_path):
     assert (study / "01_data" / "prepared.npz").is_file()
     assert "01_clean_data.ipynb" not in result.stdout  # the data stage was not rerun
     assert "decoded into results/tiny-gpu-script/01_data" in (tmp_path / "out" / "data.txt").read_text()
-    from crack_utils.bench import FIGURES
-
     lines = (tmp_path / "out" / "bench.txt").read_text().splitlines()  # stdout and stderr (2>&1 in the script)
     assert any(line.startswith("data: prepared arrays in results/tiny-gpu-script/01_data") for line in lines)
-    figures = dict(line.split(": ", 1) for line in lines if line.split(": ", 1)[0] in FIGURES)
-    from test_pipeline import torch_cuda
+    from crack_utils.bench import FIGURES
 
-    expected = [f for f in FIGURES if not (f.startswith("cpu_") and torch_cuda())]  # CPU-only figures
+    expected = expected_bench_figures()
+    figures = dict(line.split(": ", 1) for line in lines if line.split(": ", 1)[0] in FIGURES)
     assert list(figures) == expected and all(float(v) > 0 for v in figures.values())
     assert "study_seconds:" in (tmp_path / "out" / "wall.txt").read_text()
     with tarfile.open(tmp_path / "out" / "results.tgz") as archive:

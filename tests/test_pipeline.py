@@ -10,6 +10,7 @@ from crack_utils.metrics import METRICS
 from crack_utils.paths import repo_root
 from crack_utils.pipeline import plan
 from crack_utils.config import load_config
+from helpers import expected_bench_figures, threads_env
 
 REPO = repo_root()
 pytestmark = pytest.mark.notebooks
@@ -20,20 +21,13 @@ def run_pipeline(config, *extra, env=None):
                           cwd=REPO, capture_output=True, text=True, timeout=1200, env=env)
 
 
-def torch_cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
-
-
 def resume_env() -> dict:
     """The environment of the kill-and-resume studies: every kernel with as many threads as one Dask worker
     of ``--workers 1`` gets (PinWorker: all cores), so the in-process reference, the in-process resumed run and
     the Dask one can be compared float for float (torch's default can be fewer threads, e.g. physical cores)."""
     import os
 
-    threads = str(os.cpu_count() or 1)
-    return dict(os.environ, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads)
+    return threads_env(os.cpu_count() or 1)
 
 
 def test_plan_runs_train_and_evaluate_per_loss_and_seed(tmp_path):
@@ -205,14 +199,12 @@ def test_unknown_config_key_is_a_one_paragraph_error(tmp_path):
 
 def test_benchmark_prints_every_figure():
     # without prepared arrays (a new user's `make bench`): synthetic images; the GPU-script test covers --data
-    from crack_utils.bench import FIGURES
-
     result = subprocess.run([sys.executable, "-m", "crack_utils.bench", "--steps", "1", "--batch-size", "2",
                              "--data", "no-such-folder"], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stdout.strip().splitlines()
     assert lines[0].startswith("device:")
-    expected = [f for f in FIGURES if not (f.startswith("cpu_") and torch_cuda())]  # CPU-only figures
+    expected = expected_bench_figures()
     tail = dict(line.split(": ", 1) for line in lines[-len(expected):])
     assert list(tail) == expected
     assert all(float(v) > 0 for v in tail.values())

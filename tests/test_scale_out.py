@@ -14,6 +14,7 @@ import yaml
 
 from crack_utils.metrics import METRICS
 from crack_utils.paths import repo_root
+from helpers import threads_env
 
 REPO = repo_root()
 pytestmark = pytest.mark.notebooks
@@ -45,9 +46,7 @@ def test_study_on_a_local_dask_cluster_then_nothing_to_do(tmp_path):
     out = REPO / "results" / "tiny-dask"
     # One process first, each kernel with the threads a training gets on one of 2 local workers (the cores
     # shared out, PinWorker): float results may depend on the thread count, not on who schedules the runs.
-    threads = str(max(1, (os.cpu_count() or 1) // 2))
-    single = _pipeline(config, env=dict(os.environ, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads,
-                                        OPENBLAS_NUM_THREADS=threads))
+    single = _pipeline(config, env=threads_env((os.cpu_count() or 1) // 2))
     assert single.returncode == 0, single.stdout[-3000:] + single.stderr[-3000:]
     one_process = {name: (out / name).read_bytes() for name in ("table1.csv", "scores.csv")}
     # The same trainings, evaluations and report again on 2 Dask workers. The live line every 0.2 s: a tiny
