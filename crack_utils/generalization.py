@@ -22,7 +22,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from crack_utils.ctrl_c import quiet_client_logs_after_ctrl_c
 from crack_utils.report import paired_comparisons, run_summary
 
 PUBLISHED = ("generalization.csv", "generalization_paired.csv", "generalization.png")
@@ -144,9 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers is not None and args.workers < 1:
         parser.error("--workers must be at least 1")
     try:
-        with quiet_client_logs_after_ctrl_c():
-            run(args.configs, args.name, args.summary_only, progress=not args.no_progress, workers=args.workers,
-                scheduler=args.scheduler)
+        run(args.configs, args.name, args.summary_only, progress=not args.no_progress, workers=args.workers,
+            scheduler=args.scheduler)
     except (ConfigError, StudyError, FileNotFoundError, OSError, ValueError) as err:
         print(f"\nThe summary stopped: {err}", file=sys.stderr)
         return 1

@@ -31,7 +31,6 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from crack_utils.config import ConfigError, check_paths, load_config, trainings
-from crack_utils.ctrl_c import quiet_client_logs_after_ctrl_c
 from crack_utils.paths import repo_root
 from crack_utils.study import layout
 from crack_utils.study.executor import Outcome, close_client, connect, local_cluster, run_in_process, run_on_dask
@@ -261,9 +260,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--progress-every must be a positive number of seconds")
     force = None if args.force is None else (True if not args.force else set(args.force))
     try:
-        with quiet_client_logs_after_ctrl_c():
-            run_study(args.config, args.stages, progress=not args.no_progress, force=force, workers=args.workers,
-                      scheduler=args.scheduler, per_gpu=args.per_gpu, watch_interval=args.progress_every)
+        run_study(args.config, args.stages, progress=not args.no_progress, force=force, workers=args.workers,
+                  scheduler=args.scheduler, per_gpu=args.per_gpu, watch_interval=args.progress_every)
     except (ConfigError, StudyError, ValueError) as err:
         print(f"\nThe study stopped: {err}", file=sys.stderr)
         return 1
