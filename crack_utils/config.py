@@ -225,13 +225,15 @@ def variant_loss_options(config: dict, name: str) -> dict:
 
 
 def trainings(config: dict) -> list[dict]:
-    """Every training of a study, in order: the losses of Table 1 for ``seeds``, then the variants for
-    ``variant_seeds``. Each: ``{"name", "loss", "options", "normalization", "radius", "seed", "tag"}``,
+    """Every training of a study, in order: the losses of Table 1 for ``seeds``, seed by seed (every loss of
+    the first seed, then every loss of the next: a study stopped part way has whole seeds of Table 1, and
+    runs on Dask are submitted, so prioritized, in this order), then the variants for ``variant_seeds``.
+    Each: ``{"name", "loss", "options", "normalization", "radius", "seed", "tag"}``,
     ``tag`` = ``<name>-seed<k>`` (its folder under 03_train/, 04_evaluate/ and checkpoints/)."""
     dist = config["distance"]
     out = []
-    for loss in config["losses"]:
-        for seed in config["seeds"]:
+    for seed in config["seeds"]:
+        for loss in config["losses"]:
             out.append({"name": loss, "loss": loss, "options": dict(config["loss_options"].get(loss, {})),
                         "normalization": dist["normalization"], "radius": dist["radius"], "seed": seed})
     variant_seeds = config["variant_seeds"] if config["variant_seeds"] is not None else config["seeds"]

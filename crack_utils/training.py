@@ -49,6 +49,12 @@ LR_SCHEDULES = ("constant", "cosine")
 BATCH_SOURCES = ("auto", "loader", "device")
 PROGRESS_FILE = "progress.json"
 SEGMENTS_FILE = "training_segments.json"
+#: On CUDA a training step does not wait for the GPU: the loss is read (and checked for NaN) every this
+#: many steps and at the end of each epoch (:class:`_LossSum`); on CPU every step.
+SYNC_EVERY = 50
+#: Devices where the model and its inputs are kept channels-last (NHWC): oneDNN's fast layout on CPU,
+#: cuDNN's tensor-core layout for bf16 convolutions on CUDA.
+CHANNELS_LAST_DEVICES = ("cpu", "cuda")
 #: Parameters a constant-rate training may change and still continue from its checkpoint (longer training).
 EXTENDABLE = ("EPOCHS", "SNAPSHOT_EPOCHS")
 #: Parameters added after checkpoints were first stamped, with the value older stamps implied.
@@ -147,7 +153,8 @@ def train(model: torch.nn.Module, loss_fn, train_set, val_set, out_dir: str | Pa
     out_dir.mkdir(parents=True, exist_ok=True)
     device = torch.device(device)
     model.to(device)
-    if device.type == "cpu":
+    channels_last = device.type in CHANNELS_LAST_DEVICES
+    if channels_last:
         model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs) if lr_schedule == "cosine" else None
@@ -183,29 +190,24 @@ def train(model: torch.nn.Module, loss_fn, train_set, val_set, out_dir: str | Pa
         sampler.set_epoch(epoch)
         t0 = time.perf_counter()
         model.train()
-        running, seen = 0.0, 0
+        loss_sum = _LossSum(device, every=1 if device.type == "cpu" else SYNC_EVERY)
         bar = progress_bar(train_loader, desc=f"epoch {epoch + 1}/{epochs}", leave=False, enabled=progress)
         for step, (image, mask, dist) in enumerate(bar, 1):
             image = image.to(device, non_blocking=pin)
-            if device.type == "cpu":
+            if channels_last:
                 image = image.contiguous(memory_format=torch.channels_last)
             mask, dist = mask.to(device, non_blocking=pin), dist.to(device, non_blocking=pin)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                 logits = model(image)
             loss = loss_fn(logits, mask, dist)
-            value = loss.item()
-            if not math.isfinite(value):
-                raise TrainingDivergedError(
-                    f"loss became {value} in epoch {epoch + 1}; training stopped. The last good "
-                    f"checkpoint ({last if last.exists() else 'none yet'}) is kept. Try a lower learning rate.")
+            if loss_sum.add(loss, len(image)) or watch.due():  # on CPU: every step, before it is taken
+                mean = loss_sum.mean(epoch + 1, last)
+                bar.set_postfix(loss=f"{mean:.4f}")
+                watch.write(epoch=epoch, batch=step, history=history, train_loss=mean)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            running += value * len(image)
-            seen += len(image)
-            bar.set_postfix(loss=f"{running / seen:.4f}")
-            watch.write(epoch=epoch, batch=step, history=history, train_loss=running / seen)
-        row = {"epoch": epoch + 1, "train_loss": running / max(seen, 1)}
+        row = {"epoch": epoch + 1, "train_loss": loss_sum.mean(epoch + 1, last)}
         row.update(validate(model, val_loader, loss_fn, device, amp=use_amp))
         row.update({"lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - t0})
         if scheduler is not None:
@@ -244,6 +246,32 @@ def _provenance() -> dict:
     return {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "git": git, "device": run_metadata.device_description()}
 
 
+class _LossSum:
+    """The running sum of a training epoch's loss, kept on the training device so that a step does not wait
+    for the GPU: :meth:`add` returns True every ``every`` steps, when the caller should read :meth:`mean`
+    (which synchronizes, and raises :class:`TrainingDivergedError` if any loss since the last read was NaN
+    or infinite — they propagate into the sum). On CPU ``every`` is 1: the sum is the same float64
+    arithmetic as adding ``float(loss) * n`` step by step."""
+
+    def __init__(self, device: torch.device, every: int):
+        self.total = torch.zeros((), dtype=torch.float64, device=device)
+        self.seen, self.steps, self.every = 0, 0, every
+
+    def add(self, loss: torch.Tensor, n: int) -> bool:
+        self.total += loss.detach().double() * n
+        self.seen += n
+        self.steps += 1
+        return self.steps % self.every == 0
+
+    def mean(self, epoch: int, last: Path) -> float:
+        value = float(self.total) / max(self.seen, 1)
+        if not math.isfinite(value):
+            raise TrainingDivergedError(
+                f"loss became {value} in epoch {epoch}; training stopped. The last good "
+                f"checkpoint ({last if last.exists() else 'none yet'}) is kept. Try a lower learning rate.")
+        return value
+
+
 class _ProgressFile:
     """Writes ``progress.json`` (atomically) at most every ``every`` seconds, or when forced: ``epoch``
     (epochs finished), ``epochs``, ``batch``/``batches`` within the running epoch, the running training
@@ -251,6 +279,10 @@ class _ProgressFile:
 
     def __init__(self, path: Path, epochs: int, batches: int, every: float = 10.0):
         self.path, self.epochs, self.batches, self.every, self.last = path, epochs, batches, every, -math.inf
+
+    def due(self) -> bool:
+        """Whether :meth:`write` would write now (it is time again)."""
+        return time.monotonic() - self.last >= self.every
 
     def write(self, epoch: int, batch: int, history: list, train_loss: float | None = None, force: bool = False):
         now = time.monotonic()

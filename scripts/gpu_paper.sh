@@ -1,52 +1,96 @@
 #!/usr/bin/env bash
-# The one-call GPU run (README "On a GPU"): install the carried wheels, restore the carried data, benchmark,
-# run the study with several trainings per GPU, and leave the benchmark, the log and the study's results
-# (no checkpoints, no arrays) in OUT. Also runs on a CPU machine with the project installed (the tests do,
-# with a tiny config): then nothing is installed and, without carried data, the data stage runs too.
+# The one-call GPU run (README "On a GPU"): install the carried wheels, restore the carried data, benchmark one
+# training and K trainings at once, run the study with several trainings per GPU, and leave the benchmarks,
+# the plan, the log and the study's results (no checkpoints, no arrays) in OUT. Also runs on a CPU machine
+# with the project installed (the tests do, with a tiny config): then nothing is installed and, without
+# carried data, the data stage runs too.
 # Usage: OUT=/path scripts/gpu_paper.sh [CONFIG]   (default configs/paper.yaml)
-# Environment: WORKERS, PER_GPU (Dask workers; default 3 on one GPU), BENCH=0 to skip the benchmark,
-# BENCH_ARGS (default --amp).
-set -euo pipefail
+# Environment:
+#   DEADLINE   seconds from the start by which everything, the archive included, must be done (a lent
+#              machine's call limit); 0 (default): no deadline, the config runs as it is. With a deadline the
+#              study is planned to fit (crack_utils.study.budget: as many whole seeds as the measured
+#              throughput allows, else fewer epochs, said in plan.txt), stopped with Ctrl-C if it runs over,
+#              and then reported on the seeds that finished.
+#   WORKERS, PER_GPU   Dask workers and trainings per GPU without a deadline (default 3 and 3)
+#   BENCH=0    skip the one-training benchmark; BENCH_ARGS (default --amp)
+#   CONCURRENCY  the K measured by crack_utils.concurrency (default "1 2 4 8"; empty: skip), CONC_SECONDS (8)
+set -uo pipefail
 cd "$(dirname "$0")/.."
+START=$(date +%s)
 CONFIG=${1:-configs/paper.yaml}
 OUT=${OUT:-results/gpu-run}
 PY=${PY:-python3}
+DEADLINE=${DEADLINE:-0}
 mkdir -p "$OUT"
-if ls .whl/*.whl >/dev/null 2>&1 && ! $PY -c "import segmentation_models_pytorch, papermill, distributed" 2>/dev/null; then
-  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target .site .whl/*.whl
+elapsed() { echo $(( $(date +%s) - START )); }
+left() { echo $(( DEADLINE - $(date +%s) + START )); }
+if ls .whl/*.whl >/dev/null 2>&1 && ! $PY -c "import papermill, distributed, albumentations; from crack_utils import model" 2>/dev/null; then
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target .site .whl/*.whl || exit 1
 fi
 [ -d .site ] && export PYTHONPATH="$PWD/.site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1
-name=$($PY -c "from crack_utils.config import load_config; print(load_config('$CONFIG')['name'])")
+name=$($PY -c "from crack_utils.config import load_config; print(load_config('$CONFIG')['name'])") || exit 1
 stages="data distance train evaluate report"
 CARRY=${CARRY:-.gpu}
 if ls "$CARRY"/data.npz.part-* >/dev/null 2>&1; then
   # the data stage ran where the data is (scripts/gpu_pack.sh); never overwrite real prepared arrays
   if [ ! -f "results/$name/01_data/prepared.npz" ]; then
     carried=$(mktemp "${TMPDIR:-/tmp}/carried-data.XXXXXX")
-    trap 'rm -f "$carried"' EXIT
     cat "$CARRY"/data.npz.part-* > "$carried"
-    $PY -m crack_utils.compact_data decode "$carried" "results/$name/01_data"
+    $PY -m crack_utils.compact_data decode "$carried" "results/$name/01_data" || exit 1
     rm -f "$carried"
     echo "carried data (JPEG, scripts/gpu_pack.sh) decoded into results/$name/01_data" | tee "$OUT/data.txt"
   fi
   stages="distance train evaluate report"
 fi
+echo "setup_seconds: $(elapsed)" | tee "$OUT/wall.txt"
 t0=$(date +%s)
 if [ "${BENCH:-1}" = 1 ]; then
-  $PY -m crack_utils.bench --data "results/$name/01_data" ${BENCH_ARGS:---amp} 2>&1 | tee "$OUT/bench.txt" \
+  timeout 180 $PY -m crack_utils.bench --data "results/$name/01_data" ${BENCH_ARGS:---amp} 2>&1 | tee "$OUT/bench.txt" \
     || echo "benchmark failed (exit $?); the study runs anyway" | tee -a "$OUT/bench.txt"
 fi
+CONCURRENCY=${CONCURRENCY-1 2 4 8}
+amp=""; case "${BENCH_ARGS:---amp}" in *--amp*) amp="--amp";; esac
+if [ -n "$CONCURRENCY" ]; then
+  timeout 240 $PY -m crack_utils.concurrency --k $CONCURRENCY --seconds "${CONC_SECONDS:-8}" \
+    --data "results/$name/01_data" $amp --json "$OUT/concurrency.json" 2>&1 | tee "$OUT/concurrency.txt" \
+    || echo "concurrency measurement failed (exit $?)" | tee -a "$OUT/concurrency.txt"
+fi
 t1=$(date +%s)
+echo "benchmark_seconds: $((t1 - t0))" | tee -a "$OUT/wall.txt"
+run_config=$CONFIG
+workers=${WORKERS:-3}; per_gpu=${PER_GPU:-3}
+stop=()
+if [ "$DEADLINE" -gt 0 ]; then
+  reserve=${RESERVE:-60}  # the archive, and the report on finished seeds if the study is stopped
+  if [ -f "$OUT/concurrency.json" ]; then
+    $PY -m crack_utils.study.budget plan --config "$CONFIG" --throughput "$OUT/concurrency.json" \
+      --budget-s $(( $(left) - reserve )) --write "$OUT/config-run.yaml" --env "$OUT/plan.env" 2>&1 | tee "$OUT/plan.txt"
+  fi
+  if [ -f "$OUT/plan.env" ]; then
+    . "$OUT/plan.env"
+    run_config="$OUT/config-run.yaml"; workers=$WORKERS; per_gpu=$WORKERS
+  fi
+  stop=(timeout -s INT -k 30 "$(( $(left) - reserve ))")
+fi
 status=0
-$PY -m crack_utils.pipeline --config "$CONFIG" --stages $stages --no-progress \
-  --workers "${WORKERS:-3}" --per-gpu "${PER_GPU:-3}" 2>&1 | tee "$OUT/study.log" || status=$?
+"${stop[@]}" $PY -m crack_utils.pipeline --config "$run_config" --stages $stages --no-progress \
+  --workers "$workers" --per-gpu "$per_gpu" 2>&1 | tee "$OUT/study.log" || status=$?
 t2=$(date +%s)
-echo "benchmark_seconds: $((t1 - t0))" | tee "$OUT/wall.txt"
 echo "study_seconds: $((t2 - t1))" | tee -a "$OUT/wall.txt"
+if [ "$status" != 0 ] && [ "$DEADLINE" -gt 0 ] && [ "$(left)" -gt 10 ]; then
+  # stopped by the deadline (or failed): a report of the seeds whose every loss was evaluated
+  if $PY -m crack_utils.study.budget completed --config "$run_config" --write "$OUT/config-report.yaml" \
+       2>&1 | tee -a "$OUT/plan.txt"; then
+    timeout -s INT -k 5 "$(( $(left) - 10 ))" $PY -m crack_utils.pipeline --config "$OUT/config-report.yaml" \
+      --stages report --no-progress 2>&1 | tee -a "$OUT/study.log" && status=0
+  fi
+  echo "report_seconds: $(( $(date +%s) - t2 ))" | tee -a "$OUT/wall.txt"
+fi
 # the committed files of the study: no checkpoints, prepared arrays, distance maps or HTML (predictions.npz and
 # 05_report/test_split.npz are kept: notebook 05 reruns from them, see .gitignore)
 tar czf "$OUT/results.tgz" --exclude=checkpoints --exclude='01_data/*.npz' --exclude='02_distance/*.npz' \
   --exclude='*.html' --exclude='.tmp-*' "results/$name" \
   || echo "could not archive results/$name" | tee -a "$OUT/wall.txt"
+echo "total_seconds: $(elapsed)" | tee -a "$OUT/wall.txt"
 exit $status

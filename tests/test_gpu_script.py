@@ -47,7 +47,8 @@ def test_gpu_script_runs_the_whole_path_on_cpu(tmp_path):
     (carry / "data.npz").unlink()
     (study / "01_data" / "prepared.npz").unlink()  # as on the GPU machine: the arrays arrive only as parts
     # the one call on the GPU machine: decode, benchmark, the study on Dask, the archive
-    result = _script(path, tmp_path / "out", CARRY=str(carry))
+    # with a deadline, as on the lent machine: the throughput of 1 and 2 trainings at once, then the plan
+    result = _script(path, tmp_path / "out", CARRY=str(carry), DEADLINE="3000", CONCURRENCY="1 2", CONC_SECONDS="1")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert (study / "01_data" / "prepared.npz").is_file()
     assert "01_clean_data.ipynb" not in result.stdout  # the data stage was not rerun
@@ -60,6 +61,13 @@ def test_gpu_script_runs_the_whole_path_on_cpu(tmp_path):
     figures = dict(line.split(": ", 1) for line in lines if line.split(": ", 1)[0] in FIGURES)
     assert list(figures) == expected and all(float(v) > 0 for v in figures.values())
     assert "study_seconds:" in (tmp_path / "out" / "wall.txt").read_text()
+    concurrency = dict(line.split(": ", 1) for line in (tmp_path / "out" / "concurrency.txt").read_text().splitlines()
+                       if line.startswith("concurrent_train_img_per_s_"))
+    assert list(concurrency) == ["concurrent_train_img_per_s_k1", "concurrent_train_img_per_s_k2"]
+    assert all(float(v) > 0 for v in concurrency.values())
+    plan = (tmp_path / "out" / "plan.txt").read_text()
+    assert plan.startswith("plan: seeds [0] x 1 losses at 1 epochs"), plan  # the tiny study fits as it is
+    assert yaml.safe_load((tmp_path / "out" / "config-run.yaml").read_text())["name"] == "tiny-gpu-script"
     with tarfile.open(tmp_path / "out" / "results.tgz") as archive:
         names = archive.getnames()
     assert "results/tiny-gpu-script/table1.csv" in names

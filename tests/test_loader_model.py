@@ -120,6 +120,19 @@ def test_divergence_stops_with_a_message(tmp_path):
                        CrackDataset(images, masks), tmp_path, epochs=1, batch_size=2, progress=False)
 
 
+def test_the_loss_read_every_few_steps_on_a_gpu_still_catches_a_nan_between_reads(tmp_path):
+    loss_sum = training._LossSum(torch.device("cpu"), every=3)
+    assert loss_sum.add(torch.tensor(1.0), 2) is False
+    assert loss_sum.add(torch.tensor(float("nan")), 2) is False  # not read: the step does not wait
+    assert loss_sum.add(torch.tensor(2.0), 2) is True
+    with pytest.raises(training.TrainingDivergedError, match="loss became nan in epoch 4"):
+        loss_sum.mean(4, tmp_path / "last.pt")
+    finite = training._LossSum(torch.device("cpu"), every=1)
+    for value, n in [(0.5, 25), (0.25, 7)]:
+        finite.add(torch.tensor(value), n)
+    assert finite.mean(1, tmp_path / "last.pt") == (0.5 * 25 + 0.25 * 7) / 32
+
+
 def test_divergence_after_a_good_epoch_keeps_that_checkpoint(tmp_path):
     from crack_utils.losses import make_loss
 

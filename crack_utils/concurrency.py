@@ -1,0 +1,186 @@
+"""K trainings at once on one device: aggregate training images/s (``python -m crack_utils.concurrency``).
+
+For each K (default 1, 2, 4, 8) K child processes each run the study's training step as
+:func:`crack_utils.training.train` runs it — the U-Net (batch 25, channels-last), batches made on the device by
+:class:`~crack_utils.device_batches.DeviceBatches` (augmentation and distance maps included), the
+Distance-based Loss, Adam, bf16 autocast with ``--amp``, the loss read every
+:data:`~crack_utils.training.SYNC_EVERY` steps on CUDA — on the same device at once, as ``--per-gpu K`` does in
+a study. Each child warms up (cuDNN's autotuning, the allocator), says it is ready and waits; when all are
+ready they start together, train for ``--seconds`` and report the images they trained and when they started
+and stopped. The aggregate is all their images over the span from the first start to the last stop.
+
+Prints one ``concurrent_train_img_per_s_k<K>: value`` line per K and ``concurrent_speedup_k<K>: value`` (over
+K = 1); ``--json FILE`` writes ``{"device": ..., "img_per_s": {K: value}}``, which
+:mod:`crack_utils.study.budget` reads to plan a study that fits a wall-time budget.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+DEFAULT_KS = (1, 2, 4, 8)
+READY = "ready"
+
+
+def child(data_dir: str | None, seconds: float, device: str, amp: bool, batch_size: int, size: int,
+          warmup_steps: int, threads: int) -> dict:
+    """One training process: warm up, print :data:`READY`, wait for a line on stdin, train for ``seconds``;
+    returns ``{"images", "start", "end"}`` (wall-clock times, seconds since the epoch)."""
+    import torch
+
+    from crack_utils import losses, model as models, training
+    from crack_utils.device_batches import DeviceBatches
+
+    torch.set_num_threads(threads)
+    dev = models.pick_device(device)
+    images, masks = training_arrays(data_dir, size)
+    torch.manual_seed(0)
+    torch.backends.cudnn.benchmark = True
+    net = models.build_model().to(dev)
+    channels_last = dev.type in training.CHANNELS_LAST_DEVICES
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    net.train()
+    opt = torch.optim.Adam(net.parameters(), lr=5e-4)
+    loss_fn = losses.make_loss("distance")
+    batches = DeviceBatches(images, masks, batch_size, device=dev, seed=0)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+
+    def epochs():
+        epoch = 0
+        while True:
+            batches.set_epoch(epoch)
+            yield from batches
+            epoch += 1
+
+    stream = epochs()
+    loss_sum = training._LossSum(dev, every=1 if dev.type == "cpu" else training.SYNC_EVERY)
+
+    def step() -> int:
+        image, mask, dist = next(stream)
+        if channels_last:
+            image = image.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+            logits = net(image)
+        loss = loss_fn(logits, mask, dist)
+        if loss_sum.add(loss, len(image)):
+            loss_sum.mean(0, Path("none"))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return len(image)
+
+    for _ in range(warmup_steps):
+        step()
+    sync()
+    print(READY, flush=True)
+    sys.stdin.readline()
+    start, n = time.time(), 0
+    while time.time() - start < seconds:
+        n += step()
+    sync()
+    return {"images": n, "start": start, "end": time.time()}
+
+
+def training_arrays(data_dir: str | None, size: int, n: int = 1000):
+    """Up to ``n`` prepared image/mask pairs of a study (``data_dir/prepared.npz``) or, without one, synthetic
+    pairs of ``size`` px. The content does not change the cost of a step."""
+    from crack_utils.bench import _synthetic_arrays
+    from crack_utils.preprocess import load_cache
+
+    if data_dir and (Path(data_dir) / "prepared.npz").is_file():
+        images, masks, _ = load_cache(Path(data_dir) / "prepared.npz")
+        return images[:n], masks[:n]
+    return _synthetic_arrays(min(n, 100), size)
+
+
+def aggregate(reports: list[dict]) -> float:
+    """Images/s of several children together: all their images over the span from the first start to the
+    last end."""
+    if not reports:
+        raise ValueError("no child reported")
+    span = max(r["end"] for r in reports) - min(r["start"] for r in reports)
+    if span <= 0:
+        raise ValueError(f"children reported an empty time span ({span} s)")
+    return sum(r["images"] for r in reports) / span
+
+
+def measure(k: int, child_args: list[str], timeout: float = 300.0) -> float:
+    """Start ``k`` children (``python -m crack_utils.concurrency --child ...``), start them together once all
+    are warm, and return their aggregate images/s (:func:`aggregate`). A child that fails raises
+    RuntimeError with its stderr."""
+    command = [sys.executable, "-m", "crack_utils.concurrency", "--child", *child_args]
+    procs = [subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(k)]
+    try:
+        for proc in procs:
+            for line in iter(proc.stdout.readline, ""):  # "": the child closed its output (it ended)
+                if line.strip() == READY:
+                    break
+            else:
+                proc.wait(timeout=timeout)
+                raise RuntimeError(f"a training process did not get ready (exit {proc.returncode}):\n{proc.stderr.read()[-3000:]}")
+        for proc in procs:
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        reports = []
+        for proc in procs:
+            out, err = proc.communicate(timeout=timeout)
+            if proc.returncode != 0:
+                raise RuntimeError(f"a training process failed (exit {proc.returncode}):\n{err[-3000:]}")
+            reports.append(json.loads(out.strip().splitlines()[-1]))
+        return aggregate(reports)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m crack_utils.concurrency", description=__doc__.split("\n")[0])
+    parser.add_argument("--k", type=int, nargs="+", default=list(DEFAULT_KS), help="trainings at once (default 1 2 4 8)")
+    parser.add_argument("--seconds", type=float, default=8.0, help="timed seconds per K (default 8)")
+    parser.add_argument("--data", default=None, help="a study's prepared arrays (results/<name>/01_data); else synthetic")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--amp", action="store_true", help="bf16 autocast (GPU)")
+    parser.add_argument("--batch-size", type=int, default=25)
+    parser.add_argument("--size", type=int, default=128, help="image size of synthetic pairs")
+    parser.add_argument("--warmup-steps", type=int, default=5)
+    parser.add_argument("--json", default=None, help="write the figures to this file")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        report = child(args.data, args.seconds, args.device, args.amp, args.batch_size, args.size,
+                       args.warmup_steps, args.threads)
+        print(json.dumps(report), flush=True)
+        return 0
+    if any(k < 1 for k in args.k):
+        parser.error("--k values must be at least 1")
+    from crack_utils import run_metadata
+
+    device = run_metadata.device_description().get("gpu", "cpu")
+    print(f"device: {device} | {args.seconds:g} s per K | amp {args.amp} | data {args.data or 'synthetic'}", flush=True)
+    figures: dict[int, float] = {}
+    for k in args.k:
+        threads = max(1, (os.cpu_count() or 1) // k)
+        child_args = ["--seconds", str(args.seconds), "--device", args.device, "--batch-size", str(args.batch_size),
+                      "--size", str(args.size), "--warmup-steps", str(args.warmup_steps), "--threads", str(threads),
+                      *(["--data", args.data] if args.data else []), *(["--amp"] if args.amp else [])]
+        figures[k] = measure(k, child_args)
+        print(f"concurrent_train_img_per_s_k{k}: {figures[k]:.1f}", flush=True)
+    if 1 in figures:
+        for k, value in figures.items():
+            print(f"concurrent_speedup_k{k}: {value / figures[1]:.3f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"device": device, "img_per_s": figures}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,82 @@
+"""Fitting a study into a wall-time budget (crack_utils.study.budget) and the concurrency figures it reads."""
+import json
+
+import pytest
+import yaml
+
+from crack_utils.concurrency import aggregate
+from crack_utils.config import load_config
+from crack_utils.paths import repo_root
+from crack_utils.study import budget
+
+MEASURED = {1: 100.0, 2: 180.0, 4: 300.0, 8: 320.0}
+
+
+def test_throughput_between_measurements_is_that_of_the_largest_measured_below_less_5_percent():
+    assert budget.throughput_at(4, MEASURED) == 300.0
+    assert budget.throughput_at(9, MEASURED) == pytest.approx(0.95 * 320.0)
+    assert budget.throughput_at(3, MEASURED) == pytest.approx(0.95 * 180.0)
+    with pytest.raises(ValueError, match="no throughput measured for 2"):
+        budget.throughput_at(2, {4: 1.0})
+
+
+def test_predicted_seconds_counts_whole_waves_safety_and_fixed_costs():
+    # 9 trainings, 4 at a time: 3 waves of 4 x 1000 images at 300 img/s
+    assert budget.predicted_seconds(9, 4, 1000, MEASURED, per_wave_s=10, tail_s=5, safety=2) == pytest.approx(
+        2 * 3 * 4 * 1000 / 300 + 3 * 10 + 5)
+
+
+@pytest.mark.parametrize("budget_s, seeds, epochs, workers, fits", [
+    # hand values (per_wave 0, tail 0, safety 1; 3 losses, 50 epochs x 1000 images):
+    # 5 seeds: 15 at once 15 x 50000 / 304 = 2467 s; 3 seeds: 9 at once 1480 s; 2 seeds: 6 at once 1053 s;
+    # 1 seed: 3 at once 877 s (2 at once: 1111 s, 1: 1500 s); 1 seed at 20 epochs: 351 s (30: 526 s)
+    (2500, [0, 1, 2, 3, 4], 50, 15, True),
+    (1500, [0, 1, 2], 50, 9, True),
+    (1100, [0, 1], 50, 6, True),
+    (1000, [0], 50, 3, True),
+    (500, [0], 20, 3, True),
+    (1, [0], 1, 3, False),
+])
+def test_plan_takes_the_most_whole_seeds_that_fit_then_fewer_epochs(budget_s, seeds, epochs, workers, fits):
+    chosen = budget.plan(MEASURED, [0, 1, 2, 3, 4], losses=3, epochs=50, images_per_epoch=1000, budget_s=budget_s,
+                         per_wave_s=0, tail_s=0, safety=1)
+    assert (chosen.seeds, chosen.epochs, chosen.workers, chosen.fits) == (seeds, epochs, workers, fits)
+    assert (chosen.predicted_s <= budget_s) == fits
+
+
+def test_completed_seeds_are_those_with_every_loss_evaluated(tmp_path):
+    from crack_utils.study import layout
+
+    config = {"name": "s", "seeds": [0, 1, 2], "losses": ["bce", "dice"]}
+    for loss, seed in [("bce", 0), ("dice", 0), ("bce", 1), ("dice", 2), ("bce", 2)]:
+        folder = layout.evaluation_dir(tmp_path / "s", loss, seed)
+        folder.mkdir(parents=True)
+        (folder / "run_metadata.json").write_text("{}")
+    (layout.evaluation_dir(tmp_path / "s", "dice", 1)).mkdir(parents=True)  # begun, not finished
+    assert budget.completed_seeds(config, tmp_path) == [0, 2]
+
+
+def test_the_plan_cli_writes_a_loadable_config_of_the_same_study_and_the_shell_variables(tmp_path):
+    (tmp_path / "t.json").write_text(json.dumps({"device": "x", "img_per_s": {"1": 1000.0, "2": 1500.0}}))
+    source = repo_root() / "configs" / "tiny.yaml"  # 3 losses, seed 0, 2 epochs of 16 images
+    args = ["plan", "--config", str(source), "--throughput", str(tmp_path / "t.json"), "--budget-s", "1000",
+            "--write", str(tmp_path / "run.yaml"), "--env", str(tmp_path / "plan.env")]
+    assert budget.main(args) == 0
+    run, original = load_config(tmp_path / "run.yaml"), load_config(source)
+    assert run == original  # everything fits: the config as it is
+    env = dict(line.split("=", 1) for line in (tmp_path / "plan.env").read_text().splitlines())
+    assert env["SEEDS"] == "'0'" and env["EPOCHS"] == "2" and env["WORKERS"] == "3" and env["FITS"] == "1"
+
+
+def test_a_derived_config_with_fewer_epochs_drops_the_later_budgets():
+    raw = budget.derived_config(repo_root() / "configs" / "tiny.yaml", [0], epochs=1)
+    assert raw["training"]["epochs"] == 1 and raw["training"]["snapshot_epochs"] == []
+    assert raw["name"] == "tiny"  # the file's stem, written out: a derived config is the same study
+    assert yaml.safe_dump(raw)
+
+
+def test_aggregate_throughput_spans_the_first_start_to_the_last_end():
+    reports = [{"images": 100, "start": 10.0, "end": 20.0}, {"images": 50, "start": 12.0, "end": 25.0}]
+    assert aggregate(reports) == pytest.approx(150 / 15)
+    with pytest.raises(ValueError):
+        aggregate([])
