@@ -74,8 +74,13 @@ if [ "$DEADLINE" -gt 0 ]; then
   stop=(timeout -s INT -k 30 "$(( $(left) - reserve ))")
 fi
 status=0
-"${stop[@]}" $PY -m crack_utils.pipeline --config "$run_config" --stages $stages --no-progress \
-  --workers "$workers" --per-gpu "$per_gpu" 2>&1 | tee "$OUT/study.log" || status=$?
+if [ "$DEADLINE" -gt 0 ] && [ $(( $(left) - reserve )) -lt 30 ]; then
+  echo "no time left for the study before the deadline ($(left) s left, $reserve s reserved)" | tee "$OUT/study.log"
+  status=1
+else
+  "${stop[@]}" $PY -m crack_utils.pipeline --config "$run_config" --stages $stages --no-progress \
+    --workers "$workers" --per-gpu "$per_gpu" 2>&1 | tee "$OUT/study.log" || status=$?
+fi
 t2=$(date +%s)
 echo "study_seconds: $((t2 - t1))" | tee -a "$OUT/wall.txt"
 if [ "$status" != 0 ] && [ "$DEADLINE" -gt 0 ] && [ "$(left)" -gt 10 ]; then
@@ -90,7 +95,7 @@ fi
 # the committed files of the study: no checkpoints, prepared arrays, distance maps or HTML (predictions.npz and
 # 05_report/test_split.npz are kept: notebook 05 reruns from them, see .gitignore)
 tar czf "$OUT/results.tgz" --exclude=checkpoints --exclude='01_data/*.npz' --exclude='02_distance/*.npz' \
-  --exclude='*.html' --exclude='.tmp-*' "results/$name" \
+  --exclude='*.html' --exclude='.tmp-*' --exclude=.lock "results/$name" \
   || echo "could not archive results/$name" | tee -a "$OUT/wall.txt"
 echo "total_seconds: $(elapsed)" | tee -a "$OUT/wall.txt"
 exit $status
