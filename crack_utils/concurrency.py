@@ -113,32 +113,44 @@ def aggregate(reports: list[dict]) -> float:
 def measure(k: int, child_args: list[str], timeout: float = 300.0) -> float:
     """Start ``k`` children (``python -m crack_utils.concurrency --child ...``), start them together once all
     are warm, and return their aggregate images/s (:func:`aggregate`). A child that fails raises
-    RuntimeError with its stderr."""
+    RuntimeError with the end of its stderr (kept in a file, so a chatty child never blocks on a full pipe)."""
+    import tempfile
+
     command = [sys.executable, "-m", "crack_utils.concurrency", "--child", *child_args]
-    procs = [subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for _ in range(k)]
-    try:
-        for proc in procs:
-            for line in iter(proc.stdout.readline, ""):  # "": the child closed its output (it ended)
-                if line.strip() == READY:
-                    break
-            else:
-                proc.wait(timeout=timeout)
-                raise RuntimeError(f"a training process did not get ready (exit {proc.returncode}):\n{proc.stderr.read()[-3000:]}")
-        for proc in procs:
-            proc.stdin.write("go\n")
-            proc.stdin.flush()
-        reports = []
-        for proc in procs:
-            out, err = proc.communicate(timeout=timeout)
-            if proc.returncode != 0:
-                raise RuntimeError(f"a training process failed (exit {proc.returncode}):\n{err[-3000:]}")
-            reports.append(json.loads(out.strip().splitlines()[-1]))
-        return aggregate(reports)
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
+    with tempfile.TemporaryDirectory() as tmp:
+        logs = [open(Path(tmp) / f"child{i}.log", "w+") for i in range(k)]
+        procs = [subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True)
+                 for log in logs]
+
+        def stderr_of(i: int) -> str:
+            logs[i].flush()
+            return (Path(tmp) / f"child{i}.log").read_text()[-3000:]
+
+        try:
+            for i, proc in enumerate(procs):
+                for line in iter(proc.stdout.readline, ""):  # "": the child closed its output (it ended)
+                    if line.strip() == READY:
+                        break
+                else:
+                    proc.wait(timeout=timeout)
+                    raise RuntimeError(f"a training process did not get ready (exit {proc.returncode}):\n{stderr_of(i)}")
+            for proc in procs:
+                proc.stdin.write("go\n")
+                proc.stdin.flush()
+            reports = []
+            for i, proc in enumerate(procs):
+                out, _ = proc.communicate(timeout=timeout)
+                if proc.returncode != 0:
+                    raise RuntimeError(f"a training process failed (exit {proc.returncode}):\n{stderr_of(i)}")
+                reports.append(json.loads(out.strip().splitlines()[-1]))
+            return aggregate(reports)
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+            for log in logs:
+                log.close()
 
 
 def main(argv=None) -> int:
@@ -167,19 +179,25 @@ def main(argv=None) -> int:
     device = run_metadata.device_description().get("gpu", "cpu")
     print(f"device: {device} | {args.seconds:g} s per K | amp {args.amp} | data {args.data or 'synthetic'}", flush=True)
     figures: dict[int, float] = {}
+    failed: dict[int, str] = {}
     for k in args.k:
         threads = max(1, (os.cpu_count() or 1) // k)
         child_args = ["--seconds", str(args.seconds), "--device", args.device, "--batch-size", str(args.batch_size),
                       "--size", str(args.size), "--warmup-steps", str(args.warmup_steps), "--threads", str(threads),
                       *(["--data", args.data] if args.data else []), *(["--amp"] if args.amp else [])]
-        figures[k] = measure(k, child_args)
+        try:
+            figures[k] = measure(k, child_args)
+        except RuntimeError as err:  # the other K still count: a plan can use what was measured
+            failed[k] = str(err)
+            print(f"K = {k} failed: {err}", file=sys.stderr, flush=True)
+            continue
         print(f"concurrent_train_img_per_s_k{k}: {figures[k]:.1f}", flush=True)
+        if args.json:  # after every K, so a run stopped part way keeps what it measured
+            Path(args.json).write_text(json.dumps({"device": device, "img_per_s": figures}, indent=2) + "\n")
     if 1 in figures:
         for k, value in figures.items():
             print(f"concurrent_speedup_k{k}: {value / figures[1]:.3f}")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"device": device, "img_per_s": figures}, indent=2) + "\n")
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -52,7 +52,9 @@ def test_gpu_script_runs_the_whole_path_on_cpu(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert (study / "01_data" / "prepared.npz").is_file()
     assert "01_clean_data.ipynb" not in result.stdout  # the data stage was not rerun
-    assert "decoded into results/tiny-gpu-script/01_data" in (tmp_path / "out" / "data.txt").read_text()
+    call = study / "gpu_call"  # the call's own record, archived with the study
+    assert "decoded into results/tiny-gpu-script/01_data" in (call / "data.txt").read_text()
+    assert len(list((tmp_path / "out").iterdir())) <= 8  # what a lent machine returns at most
     lines = (tmp_path / "out" / "bench.txt").read_text().splitlines()  # stdout and stderr (2>&1 in the script)
     assert any(line.startswith("data: prepared arrays in results/tiny-gpu-script/01_data") for line in lines)
     from crack_utils.bench import FIGURES
@@ -67,10 +69,11 @@ def test_gpu_script_runs_the_whole_path_on_cpu(tmp_path):
     assert all(float(v) > 0 for v in concurrency.values())
     plan = (tmp_path / "out" / "plan.txt").read_text()
     assert plan.startswith("plan: seeds [0] x 1 losses at 1 epochs"), plan  # the tiny study fits as it is
-    assert yaml.safe_load((tmp_path / "out" / "config-run.yaml").read_text())["name"] == "tiny-gpu-script"
+    assert yaml.safe_load((call / "config-run.yaml").read_text())["name"] == "tiny-gpu-script"
     with tarfile.open(tmp_path / "out" / "results.tgz") as archive:
         names = archive.getnames()
     assert "results/tiny-gpu-script/table1.csv" in names
+    assert {"results/tiny-gpu-script/gpu_call/" + f for f in ("concurrency.json", "plan.env", "study.log")} <= set(names)
     assert not any("checkpoints" in n or n.endswith(".html") for n in names)
     # the arrays stay behind; what notebook 05 reruns from comes back (it is committed)
     assert sorted(n.rsplit("/", 2)[-2] + "/" + n.rsplit("/", 1)[-1] for n in names if n.endswith(".npz")) == sorted(

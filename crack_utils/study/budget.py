@@ -2,9 +2,9 @@
 
 ``plan``: from the measured aggregate training images/s of K trainings at once on the device
 (:mod:`crack_utils.concurrency`), the most seeds of the config's Table 1 (whole seeds: every loss) whose
-trainings, run K at a time, fit the budget with a safety factor, and the K that finishes them soonest. If not
-even one seed fits at the config's epochs, the longest of :data:`FALLBACK_EPOCHS` that does (the plan says
-so: such a result is not the config's protocol). Writes the config with those seeds (and epochs) under the
+trainings, run in waves of whole seeds, fit the budget with a safety factor, and the wave size that finishes
+them soonest. If not even one seed fits at the config's epochs, the longest of :data:`FALLBACK_EPOCHS` that
+does (the plan and the written config's description say so: such a result is not the config's protocol). Writes the config with those seeds (and epochs) under the
 same study name, so the runs are the study's own, and the plan as shell variables.
 
 ``completed``: the seeds whose every Table 1 loss has a finished evaluation — what a report can be made of
@@ -39,14 +39,22 @@ class Plan:
 
 
 def throughput_at(k: int, measured: dict[int, float]) -> float:
-    """Aggregate images/s of ``k`` trainings at once: measured, or for an unmeasured ``k`` that of the largest
-    measured K below it, 5 % less (more processes than measured are assumed no faster)."""
+    """Aggregate images/s of ``k`` trainings at once: measured; between two measured K linearly
+    interpolated (below the smallest, from 0 at K = 0); above the largest, 5 % less than the largest (more
+    processes than measured are assumed no faster)."""
+    if not measured:
+        raise ValueError("no throughput measurements")
+    if any(not (v > 0 and math.isfinite(v)) for v in measured.values()):
+        raise ValueError(f"measured throughputs must be positive: {measured}")
     if k in measured:
         return measured[k]
-    below = [m for m in measured if m < k]
-    if not below:
-        raise ValueError(f"no throughput measured for {k} or fewer trainings at once: {sorted(measured)}")
-    return 0.95 * measured[max(below)]
+    points = [(0, 0.0), *sorted(measured.items())]
+    if k > points[-1][0]:
+        return 0.95 * points[-1][1]
+    for (k0, v0), (k1, v1) in zip(points, points[1:]):
+        if k0 < k < k1:
+            return v0 + (v1 - v0) * (k - k0) / (k1 - k0)
+    raise ValueError(f"cannot place {k} trainings at once among {sorted(measured)}")
 
 
 def predicted_seconds(trainings: int, k: int, images_per_training: float, measured: dict[int, float],
@@ -63,17 +71,16 @@ def predicted_seconds(trainings: int, k: int, images_per_training: float, measur
 def plan(measured: dict[int, float], seeds: list[int], losses: int, epochs: int, images_per_epoch: int,
          budget_s: float, per_wave_s: float = 30.0, tail_s: float = 90.0, safety: float = 1.25) -> Plan:
     """The most leading ``seeds`` (whole seeds of ``losses`` trainings of ``epochs`` x ``images_per_epoch``
-    images) that fit ``budget_s`` by :func:`predicted_seconds`, with the K (a measured one or the number of
-    trainings) that predicts the least time; at one seed, the longest epochs of :data:`FALLBACK_EPOCHS` (at
-    most ``epochs``) that fit; if nothing fits, one seed at the shortest, marked ``fits=False``."""
-    if not measured:
-        raise ValueError("no throughput measurements")
+    images) that fit ``budget_s`` by :func:`predicted_seconds`, run in waves of whole seeds (K a multiple of
+    ``losses``: if the study is stopped, the seeds of finished waves are complete), with the K that predicts
+    the least time; at one seed, the longest epochs of :data:`FALLBACK_EPOCHS` (at most ``epochs``) that
+    fit; if nothing fits, one seed at the shortest, marked ``fits=False``."""
+    if losses < 1 or not seeds:
+        raise ValueError("a plan needs at least one loss and one seed")
 
     def best(n: int, e: int) -> tuple[float, int]:
-        trainings = n * losses
-        options = sorted({k for k in measured if k <= trainings} | {trainings})
-        return min((predicted_seconds(trainings, k, e * images_per_epoch, measured, per_wave_s, tail_s, safety), k)
-                   for k in options if any(m <= k for m in measured))
+        return min((predicted_seconds(n * losses, k, e * images_per_epoch, measured, per_wave_s, tail_s, safety), k)
+                   for k in range(losses, n * losses + 1, losses))
 
     for n in range(len(seeds), 0, -1):
         seconds, k = best(n, epochs)
@@ -114,11 +121,14 @@ def derived_config(path: Path, seeds: list[int], epochs: int | None = None) -> d
     from crack_utils.config import load_config
 
     raw = yaml.safe_load(Path(path).read_text()) or {}
-    raw["name"] = load_config(path)["name"]
+    config = load_config(path)
+    raw["name"] = config["name"]
     raw["seeds"] = list(seeds)
-    if epochs is not None:
+    if epochs is not None and epochs != config["training"]["epochs"]:
         raw.setdefault("training", {})["epochs"] = int(epochs)
         raw["training"]["snapshot_epochs"] = [k for k in raw["training"].get("snapshot_epochs") or [] if k < epochs]
+        raw["description"] = (f"NOT the config's protocol: {epochs} instead of {config['training']['epochs']} epochs, "
+                              f"planned to fit a deadline. {config.get('description') or ''}").strip()
     return raw
 
 
@@ -140,13 +150,15 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     config = load_config(args.config)
     if args.command == "plan":
+        if config["variants"]:
+            raise SystemExit(f"{args.config}: plan fits whole seeds of the Table 1 losses; a config with variants "
+                             "is not supported")
         measured = {int(k): float(v) for k, v in json.loads(Path(args.throughput).read_text())["img_per_s"].items()}
         train = config["training"]
         per_epoch = train["samples_per_epoch"] or training_images(Path("results") / config["name"] / "01_data")
         chosen = plan(measured, list(config["seeds"]), len(config["losses"]), int(train["epochs"]), per_epoch,
                       args.budget_s)
-        Path(args.write).write_text(yaml.safe_dump(derived_config(Path(args.config), chosen.seeds,
-                                                                  chosen.epochs if chosen.epochs != train["epochs"] else None),
+        Path(args.write).write_text(yaml.safe_dump(derived_config(Path(args.config), chosen.seeds, chosen.epochs),
                                                    sort_keys=False))
         Path(args.env).write_text(f"SEEDS='{' '.join(map(str, chosen.seeds))}'\nEPOCHS={chosen.epochs}\n"
                                   f"WORKERS={chosen.workers}\nPREDICTED_S={chosen.predicted_s:.0f}\n"
