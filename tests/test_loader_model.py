@@ -127,10 +127,15 @@ def test_the_loss_read_every_few_steps_on_a_gpu_still_catches_a_nan_between_read
     assert loss_sum.add(torch.tensor(2.0), 2) is True
     with pytest.raises(training.TrainingDivergedError, match="loss became nan in epoch 4"):
         loss_sum.mean(4, tmp_path / "last.pt")
-    finite = training._LossSum(torch.device("cpu"), every=1)
-    for value, n in [(0.5, 25), (0.25, 7)]:
-        finite.add(torch.tensor(value), n)
-    assert finite.mean(1, tmp_path / "last.pt") == (0.5 * 25 + 0.25 * 7) / 32
+    # on CPU (every step) the same float64 arithmetic as the step-by-step float(loss) * n sum it replaced,
+    # bit for bit, so CPU histories are unchanged
+    losses = torch.rand(300, generator=torch.Generator().manual_seed(0))
+    sizes = [25] * 299 + [7]
+    on_device, plain = training._LossSum(torch.device("cpu"), every=1), 0.0
+    for loss, n in zip(losses, sizes):
+        on_device.add(loss, n)
+        plain += float(loss) * n
+    assert on_device.mean(1, tmp_path / "last.pt") == plain / sum(sizes)
 
 
 def test_divergence_after_a_good_epoch_keeps_that_checkpoint(tmp_path):
