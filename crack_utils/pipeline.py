@@ -25,6 +25,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import sys
 import time
 from contextlib import ExitStack
@@ -259,6 +260,10 @@ def main(argv: list[str] | None = None) -> int:
     if not (math.isfinite(args.progress_every) and args.progress_every > 0):
         parser.error("--progress-every must be a positive number of seconds")
     force = None if args.force is None else (True if not args.force else set(args.force))
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        # started in the background by a shell without job control (`cmd &` in a script, nohup ... &), which
+        # ignores SIGINT for it: Ctrl-C / kill -INT / timeout -s INT must still stop the study cleanly
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         run_study(args.config, args.stages, progress=not args.no_progress, force=force, workers=args.workers,
                   scheduler=args.scheduler, per_gpu=args.per_gpu, watch_interval=args.progress_every)

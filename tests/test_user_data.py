@@ -788,11 +788,12 @@ def test_real_ctrl_c_during_the_data_stage(tmp_path):
     results = REPO / "results" / name
     shutil.rmtree(results, ignore_errors=True)
     config = interrupt_config(tmp_path, name, n_images=5000)  # long enough to be interrupted while generating
-    # A terminal's foreground job receives Ctrl-C; a test suite started in the background (`cmd &` in a
-    # script) runs with SIGINT ignored, and children inherit that. Restore the default, as a terminal has it.
+    # Started as a script starts it in the background (`cmd &` without job control, or a test suite run so):
+    # with SIGINT ignored, which children inherit. The pipeline restores Ctrl-C, so that kill -INT and
+    # `timeout -s INT` (scripts/gpu_paper.sh's deadline) still stop it cleanly; without that it runs on.
     proc = subprocess.Popen([sys.executable, "-m", "crack_utils.pipeline", "--config", str(config), "--stages", "data",
                              "--no-progress"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     try:
         deadline = time.time() + 300
         generating = results / ".tmp-01_data" / "synthetic"
