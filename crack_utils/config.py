@@ -227,7 +227,8 @@ def variant_loss_options(config: dict, name: str) -> dict:
 def trainings(config: dict) -> list[dict]:
     """Every training of a study, in order: the losses of Table 1 for ``seeds``, seed by seed (every loss of
     the first seed, then every loss of the next: a study stopped part way has whole seeds of Table 1, and
-    runs on Dask are submitted, so prioritized, in this order), then the variants for ``variant_seeds``.
+    runs on Dask are submitted, so prioritized, in this order), then the variants for ``variant_seeds``, seed by
+    seed too (every variant of the first seed, then of the next).
     Each: ``{"name", "loss", "options", "normalization", "radius", "seed", "tag"}``,
     ``tag`` = ``<name>-seed<k>`` (its folder under 03_train/, 04_evaluate/ and checkpoints/)."""
     dist = config["distance"]
@@ -237,8 +238,8 @@ def trainings(config: dict) -> list[dict]:
             out.append({"name": loss, "loss": loss, "options": dict(config["loss_options"].get(loss, {})),
                         "normalization": dist["normalization"], "radius": dist["radius"], "seed": seed})
     variant_seeds = config["variant_seeds"] if config["variant_seeds"] is not None else config["seeds"]
-    for name, spec in (config["variants"] or {}).items():
-        for seed in variant_seeds:
+    for seed in variant_seeds:
+        for name, spec in (config["variants"] or {}).items():
             out.append({"name": name, "loss": spec["loss"], "options": variant_loss_options(config, name),
                         "normalization": spec.get("normalization", dist["normalization"]),
                         "radius": spec.get("radius", dist["radius"]), "seed": seed})

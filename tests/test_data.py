@@ -305,13 +305,13 @@ def test_config_variants_are_validated_and_expanded(tmp_path):
     from crack_utils.config import trainings
 
     good = tmp_path / "v.yaml"
-    good.write_text("losses: [dice, distance]\nseeds: [0, 1]\nvariant_seeds: [0]\n"
+    good.write_text("losses: [dice, distance]\nseeds: [0, 1]\nvariant_seeds: [0, 1]\n"
                     "loss_options: {distance: {alpha: 4.0, mode: soft}}\n"
                     "variants:\n  a2: {loss: distance, alpha: 2.0}\n  diag: {loss: distance, normalization: diagonal}\n"
                     "  lov: {loss: lovasz}\n")
     runs = trainings(load_config(good))
     assert [r["tag"] for r in runs] == ["dice-seed0", "distance-seed0", "dice-seed1", "distance-seed1",
-                                        "a2-seed0", "diag-seed0", "lov-seed0"]
+                                        "a2-seed0", "diag-seed0", "lov-seed0", "a2-seed1", "diag-seed1", "lov-seed1"]
     a2, diag = runs[4], runs[5]
     assert a2["options"] == {"alpha": 2.0, "mode": "soft"} and a2["normalization"] == "radius"
     assert diag["options"] == {"alpha": 4.0, "mode": "soft"} and diag["normalization"] == "diagonal"
