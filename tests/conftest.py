@@ -4,6 +4,11 @@ from pathlib import Path
 import pytest
 
 from crack_utils.torchvision_compat import ensure_torchvision_importable
+from helpers import share_cores_among_xdist_workers
+
+
+# make test runs 2 xdist workers on 2 cores: each worker, and what it starts, gets its share of the cores
+share_cores_among_xdist_workers()
 
 # Tests import smp directly (cross-checks); make torchvision importable first, as crack_utils.model does.
 ensure_torchvision_importable()

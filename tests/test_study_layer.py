@@ -1,6 +1,7 @@
 """The study layer without notebooks: layout, fingerprints, the progress line, outcomes of a graph."""
 import io
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -313,3 +314,21 @@ def test_a_filesystem_that_cannot_lock_runs_the_study_with_a_warning(tmp_path, m
     with pytest.warns(UserWarning, match="cannot lock"):
         with lock.study_lock(tmp_path / "study") as path:
             assert path.name == ".lock"
+
+
+def test_xdist_workers_share_the_cores_and_a_set_thread_count_is_kept():
+    import torch
+
+    from helpers import share_cores_among_xdist_workers
+
+    before = torch.get_num_threads()
+    try:
+        environ = {"PYTEST_XDIST_WORKER_COUNT": "2"}
+        threads = share_cores_among_xdist_workers(environ)
+        assert threads == max(1, (os.cpu_count() or 1) // 2) and torch.get_num_threads() == threads
+        assert {environ[v] for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")} == {str(threads)}
+        kept = {"PYTEST_XDIST_WORKER_COUNT": "2", "OMP_NUM_THREADS": "3"}
+        assert share_cores_among_xdist_workers(kept) is None and kept["OMP_NUM_THREADS"] == "3"
+        assert share_cores_among_xdist_workers({}) is None  # a plain pytest run: torch's own choice
+    finally:
+        torch.set_num_threads(before)
