@@ -26,7 +26,7 @@ def test_gpu_script_runs_the_whole_path_on_cpu(tmp_path):
     import shutil
 
     config = yaml.safe_load((REPO / "configs" / "tiny.yaml").read_text())
-    config["losses"] = ["dice"]
+    config["losses"], config["seeds"] = ["dice"], [0, 1]
     config["training"].update(epochs=1, snapshot_epochs=[])
     for key in ("evaluation", "variants"):
         config.pop(key, None)
@@ -46,6 +46,10 @@ def test_gpu_script_runs_the_whole_path_on_cpu(tmp_path):
     subprocess.run(["split", "-b", "20k", str(carry / "data.npz"), str(carry / "data.npz.part-")], check=True)
     (carry / "data.npz").unlink()
     (study / "01_data" / "prepared.npz").unlink()  # as on the GPU machine: the arrays arrive only as parts
+    # seed 1's training fails (its checkpoint folder cannot be made): the study ends non-zero with seed 0
+    # finished, as when the deadline stops it part way, and the script reports the seeds that finished
+    (study / "checkpoints").mkdir()
+    (study / "checkpoints" / "dice-seed1").write_text("a file where the checkpoint folder goes")
     # the one call on the GPU machine: decode, benchmark, the study on Dask, the archive
     # with a deadline, as on the lent machine: the throughput of 1 and 2 trainings at once, then the plan
     result = _script(path, tmp_path / "out", CARRY=str(carry), DEADLINE="3000", CONCURRENCY="1 2", CONC_SECONDS="1")
@@ -68,8 +72,18 @@ def test_gpu_script_runs_the_whole_path_on_cpu(tmp_path):
     assert list(concurrency) == ["concurrent_train_img_per_s_k1", "concurrent_train_img_per_s_k2"]
     assert all(float(v) > 0 for v in concurrency.values())
     plan = (tmp_path / "out" / "plan.txt").read_text()
-    assert plan.startswith("plan: seeds [0] x 1 losses at 1 epochs"), plan  # the tiny study fits as it is
+    assert plan.startswith("plan: seeds [0, 1] x 1 losses at 1 epochs"), plan  # the tiny study fits as it is
     assert yaml.safe_load((call / "config-run.yaml").read_text())["name"] == "tiny-gpu-script"
+    # the stop path: the study failed on seed 1, the report covers seed 0, the script succeeds
+    study_log = (tmp_path / "out" / "study.log").read_text()
+    assert "tiny-gpu-script/03_train/dice-seed1: notebooks/03_train_model.ipynb failed" in study_log, study_log[-3000:]
+    assert "seeds with every loss evaluated: [0]" in plan
+    assert yaml.safe_load((call / "config-report.yaml").read_text())["seeds"] == [0]
+    assert "report_seconds:" in (tmp_path / "out" / "wall.txt").read_text()
+    import pandas as pd
+
+    assert set(pd.read_csv(study / "table1.csv").n_seeds) == {1}
+    assert sorted(pd.read_csv(study / "05_report" / "scores.csv").seed.unique()) == [0]
     with tarfile.open(tmp_path / "out" / "results.tgz") as archive:
         names = archive.getnames()
     assert "results/tiny-gpu-script/table1.csv" in names

@@ -2,6 +2,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -22,12 +23,13 @@ def run_pipeline(config, *extra, env=None):
 
 
 def resume_env() -> dict:
-    """The environment of the kill-and-resume studies: every kernel with as many threads as one Dask worker
-    of ``--workers 1`` gets (PinWorker: all cores), so the in-process reference, the in-process resumed run and
-    the Dask one can be compared float for float (torch's default can be fewer threads, e.g. physical cores)."""
-    import os
+    """The environment of the kill-and-resume studies: every kernel with as many threads as the one Dask worker
+    of ``--workers 1`` gets (``executor.worker_threads(1)``: all cores, or this test worker's share of them
+    under ``make test``), so the in-process reference, the in-process resumed run and the Dask one can be
+    compared float for float (torch's default can be fewer threads, e.g. physical cores)."""
+    from crack_utils.study.executor import worker_threads
 
-    return threads_env(os.cpu_count() or 1)
+    return threads_env(worker_threads(1))
 
 
 def test_plan_runs_train_and_evaluate_per_loss_and_seed(tmp_path):
@@ -246,17 +248,22 @@ def _resume_config(tmp_path, name):
     return path
 
 
-def resume_reference(tmp_path) -> None:
-    """The uninterrupted reference study of both kill-and-resume tests, ``results/tiny-resume-ref``: run (or
-    found up to date) under a file lock, because under pytest-xdist the two tests may run at the same time
-    in two workers (a second pipeline on the same study would stop: crack_utils/study/lock.py)."""
+def resume_reference(tmp_path) -> Path:
+    """The uninterrupted reference study of both kill-and-resume tests, ``results/tiny-resume-ref-t<threads>``
+    (its name holds the kernels' thread count, on which its floats depend: a reference left by a run with
+    another count is not taken as up to date): run (or found up to date) under a file lock, because under
+    pytest-xdist the two tests may run at the same time in two workers (a second pipeline on the same study
+    would stop: crack_utils/study/lock.py). Returns its folder."""
     import fcntl
 
+    env = resume_env()
+    name = f"tiny-resume-ref-t{env['OMP_NUM_THREADS']}"
     (REPO / "results").mkdir(exist_ok=True)
-    with open(REPO / "results" / ".tiny-resume-ref.test-lock", "w") as lock:
+    with open(REPO / "results" / f".{name}.test-lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # blocks until the other test's reference run has finished
-        result = run_pipeline(_resume_config(tmp_path, "tiny-resume-ref"), env=resume_env())
+        result = run_pipeline(_resume_config(tmp_path, name), env=env)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    return REPO / "results" / name
 
 
 def test_killed_training_resumes_to_the_same_result(tmp_path):
@@ -267,7 +274,7 @@ def test_killed_training_resumes_to_the_same_result(tmp_path):
     import torch
 
     # uninterrupted reference
-    resume_reference(tmp_path)
+    reference = resume_reference(tmp_path)
     # the same study, killed (SIGKILL to the pipeline and its kernel) after its first checkpoint
     interrupted = _resume_config(tmp_path, "tiny-resume-kill")
     out = REPO / "results" / "tiny-resume-kill"
@@ -292,10 +299,10 @@ def test_killed_training_resumes_to_the_same_result(tmp_path):
     executed = (out / "03_train" / "distance-seed0" / "03_train_model.ipynb").read_text()
     assert "checkpoints: resume" in executed
     # ... and reaches the same final metrics as the uninterrupted run
-    ref = json.loads((REPO / "results" / "tiny-resume-ref" / "04_evaluate" / "distance-seed0" / "scores.json").read_text())
+    ref = json.loads((reference / "04_evaluate" / "distance-seed0" / "scores.json").read_text())
     got = json.loads((out / "04_evaluate" / "distance-seed0" / "scores.json").read_text())
     assert {k: got[k] for k in METRICS} == {k: ref[k] for k in METRICS}
-    ref_table = pd.read_csv(REPO / "results" / "tiny-resume-ref" / "table1.csv")
+    ref_table = pd.read_csv(reference / "table1.csv")
     pd.testing.assert_frame_equal(pd.read_csv(out / "table1.csv"), ref_table)
 
 

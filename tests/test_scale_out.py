@@ -14,6 +14,7 @@ import yaml
 
 from crack_utils.metrics import METRICS
 from crack_utils.paths import repo_root
+from crack_utils.study.executor import worker_threads
 from helpers import threads_env
 
 REPO = repo_root()
@@ -46,7 +47,7 @@ def test_study_on_a_local_dask_cluster_then_nothing_to_do(tmp_path):
     out = REPO / "results" / "tiny-dask"
     # One process first, each kernel with the threads a training gets on one of 2 local workers (the cores
     # shared out, PinWorker): float results may depend on the thread count, not on who schedules the runs.
-    single = _pipeline(config, env=threads_env((os.cpu_count() or 1) // 2))
+    single = _pipeline(config, env=threads_env(worker_threads(2)))
     assert single.returncode == 0, single.stdout[-3000:] + single.stderr[-3000:]
     one_process = {name: (out / name).read_bytes() for name in ("table1.csv", "scores.csv")}
     # The same trainings, evaluations and report again on 2 Dask workers. The live line every 0.2 s: a tiny
@@ -118,7 +119,7 @@ def test_worker_killed_mid_training_loses_nothing_and_reaches_the_same_result(tm
     from test_pipeline import _resume_config, resume_env, resume_reference
 
     # the reference of the in-process kill test (tests/test_pipeline.py): up to date when that test ran first
-    resume_reference(tmp_path)
+    reference = resume_reference(tmp_path)
     config = _resume_config(tmp_path, "tiny-dask-kill")
     out = REPO / "results" / "tiny-dask-kill"
     shutil.rmtree(out, ignore_errors=True)
@@ -141,7 +142,7 @@ def test_worker_killed_mid_training_loses_nothing_and_reaches_the_same_result(tm
     assert proc.returncode == 0, output[-3000:]
     executed = (out / "03_train" / "distance-seed0" / "03_train_model.ipynb").read_text()
     assert "checkpoints: resume" in executed  # Dask retried the task, which continued from last.pt
-    ref = json.loads((REPO / "results" / "tiny-resume-ref" / "04_evaluate" / "distance-seed0" / "scores.json").read_text())
+    ref = json.loads((reference / "04_evaluate" / "distance-seed0" / "scores.json").read_text())
     got = json.loads((out / "04_evaluate" / "distance-seed0" / "scores.json").read_text())
     assert {k: got[k] for k in METRICS} == {k: ref[k] for k in METRICS}
     trained_by = json.loads((out / "03_train" / "distance-seed0" / "run_metadata.json").read_text())["weights_trained_by"]

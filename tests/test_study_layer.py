@@ -332,3 +332,14 @@ def test_xdist_workers_share_the_cores_and_a_set_thread_count_is_kept():
         assert share_cores_among_xdist_workers({}) is None  # a plain pytest run: torch's own choice
     finally:
         torch.set_num_threads(before)
+
+
+def test_local_workers_get_their_share_of_the_cores_within_a_thread_limit_the_user_set():
+    from crack_utils.study.executor import worker_threads
+
+    cores = os.cpu_count() or 1
+    assert worker_threads(1, {}) == cores and worker_threads(2, {}) == max(1, cores // 2)
+    assert worker_threads(4 * cores, {}) == 1
+    assert worker_threads(1, {"OMP_NUM_THREADS": "1"}) == 1  # a limit is kept
+    assert worker_threads(1, {"OMP_NUM_THREADS": str(4 * cores)}) == cores  # never more than the share
+    assert worker_threads(1, {"OMP_NUM_THREADS": ""}) == worker_threads(1, {"OMP_NUM_THREADS": "x"}) == cores

@@ -182,9 +182,18 @@ class PinWorker(_worker_plugin_base()):
         pass
 
 
+def worker_threads(workers: int, environ=os.environ) -> int:
+    """torch/BLAS threads of each of ``workers`` local workers: their share of the cores, at most the
+    ``OMP_NUM_THREADS`` this process was started with (a limit the user set is kept; so is the test suite's
+    share of the cores, so that one process and the workers compute with the same thread count)."""
+    share = max(1, (os.cpu_count() or 1) // workers)
+    limit = environ.get("OMP_NUM_THREADS", "")
+    return min(share, int(limit)) if limit.isdigit() and int(limit) > 0 else share
+
+
 def local_cluster(workers: int | None, per_gpu: int = 1, dashboard: bool = True):
-    """A Dask ``Client`` on a new ``LocalCluster`` of worker processes on this machine (one thread each):
-    ``workers`` of them (default: GPUs x ``per_gpu``, or 1 without GPUs)."""
+    """A Dask ``Client`` on a new ``LocalCluster`` of worker processes on this machine (one thread each,
+    each kernel with :func:`worker_threads`): ``workers`` of them (default: GPUs x ``per_gpu``, or 1 without GPUs)."""
     import torch
     from distributed import Client, LocalCluster
 
@@ -193,7 +202,7 @@ def local_cluster(workers: int | None, per_gpu: int = 1, dashboard: bool = True)
     if gpus and n > gpus * per_gpu:
         raise ValueError(f"--workers {n} would put more than --per-gpu {per_gpu} trainings on one of the {gpus} GPU(s); "
                          f"use at most {gpus * per_gpu} workers or raise --per-gpu")
-    threads = max(1, (os.cpu_count() or 1) // n)
+    threads = worker_threads(n)
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                            dashboard_address=":8787" if dashboard else None)
     client = Client(cluster)
