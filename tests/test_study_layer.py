@@ -208,6 +208,10 @@ def test_workers_are_pinned_to_gpus_round_robin(monkeypatch):
     from crack_utils.study.executor import PinWorker
 
     pinned = []
+    # setup() writes into os.environ: let monkeypatch restore what it sets (else this xdist worker's later
+    # kernels would run 4 threads on its share of the cores)
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "CRACK_PINNED"):
+        monkeypatch.setenv(variable, os.environ.get(variable, ""))
     for index in range(4):
         monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
         PinWorker(gpus=2, per_gpu=2, threads=4, environ={}).setup(type("W", (), {"name": index})())
