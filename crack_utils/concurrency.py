@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -180,8 +179,10 @@ def main(argv=None) -> int:
     print(f"device: {device} | {args.seconds:g} s per K | amp {args.amp} | data {args.data or 'synthetic'}", flush=True)
     figures: dict[int, float] = {}
     failed: dict[int, str] = {}
+    from crack_utils.study.executor import worker_threads
+
     for k in args.k:
-        threads = max(1, (os.cpu_count() or 1) // k)
+        threads = worker_threads(k)  # as each of K local Dask workers gets: a share of the cores
         child_args = ["--seconds", str(args.seconds), "--device", args.device, "--batch-size", str(args.batch_size),
                       "--size", str(args.size), "--warmup-steps", str(args.warmup_steps), "--threads", str(threads),
                       *(["--data", args.data] if args.data else []), *(["--amp"] if args.amp else [])]
