@@ -30,13 +30,14 @@ lodo: install
 
 ## Run the test suite (unit tests, notebook test on a tiny config, real-data tests when ../shared/data exists),
 ## in 2 worker processes (pytest-xdist): most of a notebook test is one-core work (kernel start, imports).
+## worksteal: an idle worker takes tests from the other's queue (tests/conftest.py puts the long ones first).
 TEST_WORKERS ?= 2
 test: install
-	$(PY) -m pytest -n $(TEST_WORKERS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 ## Unit tests only (no notebook execution).
 test-fast: install
-	$(PY) -m pytest -n $(TEST_WORKERS) -m "not notebooks"
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal -m "not notebooks"
 
 ## Speed benchmark (prints name: value figures; uses results/compilation/01_data when present).
 bench: install

@@ -378,6 +378,23 @@ def test_cldice_is_blind_to_a_break_that_keeps_the_overlap():
     assert float(losses.soft_cldice_loss(gap, target)) == pytest.approx(float(losses.soft_cldice_loss(short, target)))
 
 
+def test_cldice_rewards_a_uniform_background_offset_that_only_dice_penalizes():
+    # Why clDice + Dice over-segments (results/README, seeds study): the soft skeleton is built from
+    # min/max pooling and relu(x - open(x)), so adding a constant c to every probability leaves it unchanged.
+    # Tprec therefore stays put while Tsens = mean p on the true skeleton rises by c: the clDice term falls
+    # as the whole background brightens, and only the Dice term (weight 1 - w) pushes back.
+    from crack_utils.soft_skeleton import soft_skeleton
+
+    target = torch.zeros(1, 1, 16, 16)
+    target[..., 8, 2:14] = 1
+    crack_only = 0.1 + 0.5 * target  # 0.6 on the crack, 0.1 elsewhere
+    brighter = crack_only + 0.3      # 0.9 on the crack, 0.4 on the background
+    assert torch.allclose(soft_skeleton(brighter), soft_skeleton(crack_only), atol=1e-6)
+    cl = [float(losses.soft_cldice_loss(p, target)) for p in (crack_only, brighter)]
+    dice = [float(losses.soft_dice_loss(p, target)) for p in (crack_only, brighter)]
+    assert cl[1] < cl[0] and dice[1] > dice[0]
+
+
 def test_cldice_option_errors():
     with pytest.raises(ValueError, match="weight must be in"):
         losses.make_loss("cldice", weight=0)
