@@ -363,6 +363,9 @@ def test_cldice_hand_values_single_channel():
     assert float(losses.soft_cldice_loss(torch.zeros_like(target), target)) == pytest.approx(2 / 3)
     combined = losses.make_loss("cldice", weight=0.5)(logit(target * 0.5), target, None)
     assert float(combined) == pytest.approx(0.5 * float(losses.soft_dice_loss(target * 0.5, target)) + 0.5 * 0.25, rel=1e-5)
+    with_bce = losses.make_loss("cldice", weight=0.5, bce=True)(logit(target * 0.5), target, None)
+    bce = float(torch.nn.functional.binary_cross_entropy(target * 0.5, target))  # log 2 on the line, 0 elsewhere
+    assert float(with_bce) == pytest.approx(float(combined) + bce, rel=1e-5) and bce == pytest.approx(4 * np.log(2) / 18)
 
 
 def test_cldice_is_blind_to_a_break_that_keeps_the_overlap():
