@@ -6,8 +6,9 @@ def threads_env(threads: int) -> dict:
     """This process's environment with torch's and the BLAS libraries' thread pools set to ``threads``: kernels
     started with it compute float for float like a Dask worker given that many threads (results may depend on
     the thread count, not on who schedules the runs)."""
-    n = str(max(1, threads))
-    return dict(os.environ, OMP_NUM_THREADS=n, MKL_NUM_THREADS=n, OPENBLAS_NUM_THREADS=n)
+    from crack_utils.study.executor import thread_settings
+
+    return {**os.environ, **thread_settings(threads)}
 
 
 def expected_bench_figures() -> list[str]:
@@ -29,9 +30,10 @@ def share_cores_among_xdist_workers(environ=os.environ) -> int | None:
     workers = int(environ.get("PYTEST_XDIST_WORKER_COUNT") or 0)
     if workers < 1 or "OMP_NUM_THREADS" in environ:
         return None
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        environ[variable] = str(threads)
+    from crack_utils.study.executor import thread_settings, worker_threads
+
+    threads = worker_threads(workers, environ)  # cores // workers (no OMP_NUM_THREADS limit is set here)
+    environ.update(thread_settings(threads))
     import torch
 
     torch.set_num_threads(threads)

@@ -28,6 +28,15 @@ from crack_utils.study import freshness, layout
 from crack_utils.study.notebook_run import Run, StudyError, execute, kernel_name
 
 
+#: The thread-pool sizes of torch (OpenMP) and the BLAS libraries; kernels and workers inherit them.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def thread_settings(threads: int) -> dict[str, str]:
+    """Every one of :data:`THREAD_VARIABLES` set to ``threads`` (at least 1), to update an environment with."""
+    return dict.fromkeys(THREAD_VARIABLES, str(max(1, int(threads))))
+
+
 @dataclass
 class Outcome:
     """How one run ended: ``status`` is ``"done"``, ``"skipped"`` (up to date), ``"failed"`` or
@@ -102,8 +111,7 @@ def _share_cores_on_a_cluster_worker() -> None:
     except (ImportError, ValueError):
         return
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[variable] = str(cores)
+    os.environ.update(thread_settings(cores))
 
 
 def forced(run: Run, force) -> bool:
@@ -175,8 +183,7 @@ class PinWorker(_worker_plugin_base()):
         # Dask's nanny starts workers with OMP/MKL/OpenBLAS at 1 thread (distributed.nanny.pre-spawn-environ);
         # the kernels this worker starts inherit what is set here, so a training gets its share of the cores
         # (and the same thread count, hence the same float results, as in one process with that many).
-        for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-            os.environ[variable] = str(self.threads)
+        os.environ.update(thread_settings(self.threads))
 
     def teardown(self, worker):
         pass
