@@ -281,6 +281,19 @@ class BoundaryLoss(nn.Module):
         return f"weight={self.weight}, radius={self.radius}"
 
 
+def soft_cldice_terms(probs: torch.Tensor, target: torch.Tensor, iterations: int = 3,
+                      smooth: float = DICE_SMOOTH) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(Tprec, Tsens)`` of :func:`soft_cldice_loss`, each a scalar tensor in [0, 1], pooled over the batch."""
+    from crack_utils.soft_skeleton import soft_skeleton
+
+    probs = _at_least_float32(probs)
+    target = target.to(probs.dtype)
+    skel_pred, skel_true = soft_skeleton(probs, iterations), soft_skeleton(target, iterations)
+    tprec = ((skel_pred * target).sum() + smooth) / (skel_pred.sum() + smooth)
+    tsens = ((skel_true * probs).sum() + smooth) / (skel_true.sum() + smooth)
+    return tprec, tsens
+
+
 def soft_cldice_loss(probs: torch.Tensor, target: torch.Tensor, iterations: int = 3,
                      smooth: float = DICE_SMOOTH) -> torch.Tensor:
     """Soft clDice loss (Shit et al., CVPR 2021): ``1 - 2·Tprec·Tsens / (Tprec + Tsens)``, pooled over the batch.
@@ -291,13 +304,7 @@ def soft_cldice_loss(probs: torch.Tensor, target: torch.Tensor, iterations: int 
     ``Tsens = 1`` and ``Tprec = s / (Σ S(p) + s)``, so a predicted skeleton on a crack-free batch is
     penalized and an empty prediction costs 0. Returns a scalar in [0, 1].
     """
-    from crack_utils.soft_skeleton import soft_skeleton
-
-    probs = _at_least_float32(probs)
-    target = target.to(probs.dtype)
-    skel_pred, skel_true = soft_skeleton(probs, iterations), soft_skeleton(target, iterations)
-    tprec = ((skel_pred * target).sum() + smooth) / (skel_pred.sum() + smooth)
-    tsens = ((skel_true * probs).sum() + smooth) / (skel_true.sum() + smooth)
+    tprec, tsens = soft_cldice_terms(probs, target, iterations, smooth)
     return 1.0 - 2.0 * tprec * tsens / (tprec + tsens)
 
 
