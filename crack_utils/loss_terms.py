@@ -23,7 +23,7 @@ def loss_terms(probs: np.ndarray, masks: np.ndarray, iterations: int = 3) -> dic
     """The terms for predicted probabilities ``probs`` and binary ``masks``, both (N, H, W), pooled over the
     images. Keys: ``tprec``, ``tsens``, ``cldice_loss``, ``soft_dice_loss``, ``p_background``, ``p_crack``
     (mean probability on mask-0 and mask-1 pixels; NaN where there are none)."""
-    from crack_utils.losses import soft_cldice_terms, soft_dice_loss
+    from crack_utils.losses import soft_cldice_loss, soft_cldice_terms, soft_dice_loss
 
     if probs.shape != masks.shape or probs.ndim != 3:
         raise ValueError(f"probs and masks must both be (N, H, W), got {probs.shape} and {masks.shape}")
@@ -31,7 +31,7 @@ def loss_terms(probs: np.ndarray, masks: np.ndarray, iterations: int = 3) -> dic
     y = torch.as_tensor(masks > 0, dtype=torch.float32)[:, None]
     tprec, tsens = (float(t) for t in soft_cldice_terms(p, y, iterations))
     crack = masks > 0
-    return {"tprec": tprec, "tsens": tsens, "cldice_loss": 1.0 - 2.0 * tprec * tsens / (tprec + tsens),
+    return {"tprec": tprec, "tsens": tsens, "cldice_loss": float(soft_cldice_loss(p, y, iterations)),
             "soft_dice_loss": float(soft_dice_loss(p, y)),
             "p_background": float(probs[~crack].mean()) if (~crack).any() else float("nan"),
             "p_crack": float(probs[crack].mean()) if crack.any() else float("nan")}
