@@ -30,14 +30,14 @@ lodo: install
 
 ## Run the test suite (unit tests, notebook test on a tiny config, real-data tests when ../shared/data exists),
 ## in 2 worker processes (pytest-xdist): most of a notebook test is one-core work (kernel start, imports).
-## worksteal: an idle worker takes tests from the other's queue (tests/conftest.py puts the long ones first).
+## One test at a time to each worker, the longest first (tests/conftest.py orders them).
 TEST_WORKERS ?= 2
 test: install
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist load --maxschedchunk 1
 
 ## Unit tests only (no notebook execution).
 test-fast: install
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal -m "not notebooks"
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist load --maxschedchunk 1 -m "not notebooks"
 
 ## Speed benchmark (prints name: value figures; uses results/compilation/01_data when present).
 bench: install

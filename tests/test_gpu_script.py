@@ -22,6 +22,7 @@ def _script(config, out, **env):
                           text=True, timeout=1200)
 
 
+@pytest.mark.notebooks(seconds=208)
 def test_gpu_script_runs_the_whole_path_on_cpu(tmp_path):
     import shutil
 

@@ -49,6 +49,7 @@ def test_plan_runs_train_and_evaluate_per_loss_and_seed(tmp_path):
     assert [n for n in names if n.startswith("04_evaluate/")] == ["04_evaluate/dice-seed0", "04_evaluate/dice-epoch1-seed0"]
 
 
+@pytest.mark.notebooks(seconds=364)
 def test_tiny_study_end_to_end():
     import shutil
 
@@ -171,6 +172,7 @@ def test_generalization_summary_names_a_missing_study(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.notebooks(seconds=37)
 def test_failing_cell_names_notebook_and_keeps_earlier_results(tmp_path):
     name = "tiny-broken"
     good = tmp_path / f"{name}.yaml"
@@ -199,6 +201,7 @@ def test_unknown_config_key_is_a_one_paragraph_error(tmp_path):
     assert "unknown key 'trainig'" in result.stderr and "training" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.notebooks(seconds=38)
 def test_benchmark_prints_every_figure():
     # without prepared arrays (a new user's `make bench`): synthetic images; the GPU-script test covers --data
     result = subprocess.run([sys.executable, "-m", "crack_utils.bench", "--steps", "1", "--batch-size", "2",
@@ -266,6 +269,7 @@ def resume_reference(tmp_path) -> Path:
     return REPO / "results" / name
 
 
+@pytest.mark.notebooks(seconds=160)
 def test_killed_training_resumes_to_the_same_result(tmp_path):
     import os
     import signal
