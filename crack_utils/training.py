@@ -16,8 +16,8 @@ Checkpoints, each written under a temporary name and renamed, so a killed run ne
 Beside them, for whoever watches or audits the training:
 
 * ``progress.json`` (:data:`PROGRESS_FILE`; at every epoch's end and every ~10 s within an epoch): epoch,
-  batches done, last training loss, validation Dice and seconds per epoch — what the pipeline's live
-  progress line shows (:mod:`crack_utils.study.watch`).
+  batches done, last training loss, validation Dice, seconds per epoch and the running epoch's seconds so
+  far — what the pipeline's live progress line and its ETA show (:mod:`crack_utils.study.watch`).
 * ``segments`` inside ``last.pt``, ``best.pt`` and the run folder's ``training_segments.json``: one entry
   per call of :func:`train` that trained at least one epoch (epochs from/to, wall seconds, commit, machine),
   so the metadata of the weights survives a rerun that trains nothing or extends the training.
@@ -203,7 +203,8 @@ def train(model: torch.nn.Module, loss_fn, train_set, val_set, out_dir: str | Pa
             if loss_sum.add(loss, len(image)) or watch.due():  # on CPU: every step, before it is taken
                 mean = loss_sum.mean(epoch + 1, last)
                 bar.set_postfix(loss=f"{mean:.4f}")
-                watch.write(epoch=epoch, batch=step, history=history, train_loss=mean)
+                watch.write(epoch=epoch, batch=step, history=history, train_loss=mean,
+                            epoch_seconds=time.perf_counter() - t0)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -275,7 +276,9 @@ class _LossSum:
 class _ProgressFile:
     """Writes ``progress.json`` (atomically) at most every ``every`` seconds, or when forced: ``epoch``
     (epochs finished), ``epochs``, ``batch``/``batches`` within the running epoch, the running training
-    loss, the last validation Dice and the mean seconds per epoch so far."""
+    loss, the last validation Dice, the mean seconds per epoch so far and ``epoch_seconds``, the seconds
+    the running epoch has taken so far (None between epochs): what an ETA extrapolates from before the
+    first epoch ends."""
 
     def __init__(self, path: Path, epochs: int, batches: int, every: float = 10.0):
         self.path, self.epochs, self.batches, self.every, self.last = path, epochs, batches, every, -math.inf
@@ -284,7 +287,8 @@ class _ProgressFile:
         """Whether :meth:`write` would write now (it is time again)."""
         return time.monotonic() - self.last >= self.every
 
-    def write(self, epoch: int, batch: int, history: list, train_loss: float | None = None, force: bool = False):
+    def write(self, epoch: int, batch: int, history: list, train_loss: float | None = None, force: bool = False,
+              epoch_seconds: float | None = None):
         now = time.monotonic()
         if not force and now - self.last < self.every:
             return
@@ -294,7 +298,7 @@ class _ProgressFile:
         info = {"epoch": epoch, "epochs": self.epochs, "batch": batch, "batches": self.batches,
                 "train_loss": train_loss if train_loss is not None else done.get("train_loss"),
                 "val_dice": done.get("val_dice"), "seconds_per_epoch": sum(seconds) / len(seconds) if seconds else None,
-                "updated": time.time()}
+                "epoch_seconds": epoch_seconds, "updated": time.time()}
         tmp = self.path.with_name(f".tmp-{os.getpid()}-{self.path.name}")
         try:
             tmp.write_text(json.dumps(info))

@@ -314,6 +314,24 @@ def test_progress_file_follows_the_training(tmp_path):
     assert info["val_dice"] == pytest.approx(history.val_dice.iloc[-1])
     assert info["seconds_per_epoch"] == pytest.approx(history.seconds.mean())
     assert info["train_loss"] == pytest.approx(history.train_loss.iloc[-1])
+    assert info["epoch_seconds"] is None  # between epochs
+
+
+def test_progress_file_times_the_running_epoch(tmp_path, monkeypatch):
+    written = []
+    real_write = training._ProgressFile.write
+
+    def record(self, epoch, batch, history, train_loss=None, force=False, epoch_seconds=None):
+        real_write(self, epoch, batch, history, train_loss, force=True, epoch_seconds=epoch_seconds)
+        written.append(json.loads(self.path.read_text()))
+
+    monkeypatch.setattr(training._ProgressFile, "write", record)
+    _tiny_training(tmp_path, 2)
+    within = [w for w in written if w["batch"]]
+    assert [(w["epoch"], w["batch"]) for w in within] == [(0, 1), (0, 2), (1, 1), (1, 2)]
+    assert all(w["epoch_seconds"] > 0 for w in within)
+    assert within[1]["epoch_seconds"] > within[0]["epoch_seconds"]  # the clock of the running epoch
+    assert all(w["epoch_seconds"] is None for w in written if not w["batch"])
 
 
 def test_segments_record_who_trained_the_weights_and_survive_a_rerun(tmp_path):

@@ -102,6 +102,18 @@ def test_training_line_and_eta():
                     "bce-seed0: epoch 2/10 (25 %), loss 0.2312, val Dice 0.612, 615 s/epoch")
 
 
+def test_epoch_time_is_extrapolated_from_a_running_first_epoch():
+    first = {"epoch": 0, "epochs": 1, "batch": 57, "batches": 228, "train_loss": 0.3, "val_dice": None,
+             "seconds_per_epoch": None, "epoch_seconds": 150.0}
+    assert watch.estimated_seconds_per_epoch(first) == pytest.approx(600.0)  # a quarter in 150 s
+    assert watch.estimated_seconds_per_epoch(dict(first, seconds_per_epoch=640.0)) == 640.0  # measured wins
+    assert watch.estimated_seconds_per_epoch(dict(first, batch=2)) is None  # under 2 %: too early to say
+    assert watch.estimated_seconds_per_epoch(dict(first, epoch_seconds=None)) is None  # an older progress file
+    assert watch.estimated_seconds_per_epoch(None) is None
+    assert watch.eta_seconds(watch.remaining_epochs(1, first), watch.estimated_seconds_per_epoch(first), 2, 30.0, 1) \
+        == pytest.approx(0.75 * 600 + 60)
+
+
 def test_watcher_reads_running_trainings_from_the_files(tmp_path):
     from crack_utils.study.notebook_run import Run
 
@@ -123,6 +135,13 @@ def test_watcher_reads_running_trainings_from_the_files(tmp_path):
     out = stream.getvalue().splitlines()
     assert len(out) == 1 and "1 done, 1 running, 1 queued, ETA" in out[0]
     assert "bce-seed0: epoch 2/4, loss 0.5000, val Dice 0.400, 100 s/epoch" in out[0]
+    # a one-epoch training: an ETA while its only epoch runs, from the share done so far
+    (ckpt / "progress.json").write_text(json.dumps({"epoch": 0, "epochs": 1, "batch": 5, "batches": 10,
+                                                    "train_loss": 0.5, "val_dice": None, "seconds_per_epoch": None,
+                                                    "epoch_seconds": 40.0}))
+    runs[1].parameters["EPOCHS"] = 1
+    w = watch.Watcher(runs, results, repo, finished, stream=io.StringIO())
+    assert "1 running, 1 queued, ETA 70 s | bce-seed0: epoch 1/1 (50 %)" in w.line()  # 40 s + one 30 s run
 
 
 def test_readme_slurm_recipe_asks_one_gpu_and_one_run_per_job(monkeypatch):

@@ -67,10 +67,30 @@ def remaining_epochs(epochs: int, progress: dict | None) -> float:
     return max(0.0, epochs - done)
 
 
+#: The share of its first epoch a training must have run before its epoch time is extrapolated from it.
+MIN_SHARE_TO_EXTRAPOLATE = 0.02
+
+
+def estimated_seconds_per_epoch(progress: dict | None) -> float | None:
+    """A training's seconds per epoch: the mean over its finished epochs, else -- while its first epoch runs,
+    once ``MIN_SHARE_TO_EXTRAPOLATE`` of it is done -- that epoch's time so far scaled to all its batches,
+    ``epoch_seconds * batches / batch`` (an estimate: validation is left out, start-up costs are spread).
+    None while nothing is timed. So a one-epoch training of ten minutes gets an ETA early, not at its end."""
+    if not progress:
+        return None
+    if progress.get("seconds_per_epoch"):
+        return float(progress["seconds_per_epoch"])
+    batch, batches, elapsed = progress.get("batch") or 0, progress.get("batches") or 0, progress.get("epoch_seconds")
+    if elapsed and batches and batch / batches >= MIN_SHARE_TO_EXTRAPOLATE:
+        return float(elapsed) * batches / batch
+    return None
+
+
 def eta_seconds(train_epochs_left: float, seconds_per_epoch: float | None, other_runs_left: int,
                 seconds_per_other_run: float | None, workers: int) -> float | None:
     """Wall time left: training epochs x seconds per epoch, plus the other runs x their mean time, shared
-    by ``workers``. None while no epoch has been timed yet (no honest estimate)."""
+    by ``workers``. None while no training has been timed yet (:func:`estimated_seconds_per_epoch`; no honest
+    estimate)."""
     if train_epochs_left > 0 and not seconds_per_epoch:
         return None
     total = train_epochs_left * (seconds_per_epoch or 0.0) + other_runs_left * (seconds_per_other_run or 0.0)
@@ -81,7 +101,7 @@ def status_line(done: int, running: list[str], queued: int, failed: int, eta: fl
                 trainings: list[str]) -> str:
     """One progress line: counts, ETA and the running trainings' lines."""
     head = f"{done} done, {len(running)} running, {queued} queued" + (f", {failed} failed" if failed else "")
-    head += f", ETA {_duration(eta)}" if eta is not None else ", ETA after the first timed epoch"
+    head += f", ETA {_duration(eta)}" if eta is not None else ", ETA once a training has run a while"
     others = [r for r in running if "/03_train/" not in f"/{r}"]
     return "  [progress] " + " | ".join([head, *trainings, *others])
 
@@ -129,8 +149,9 @@ class Watcher:
                 self._started.setdefault(run.name, now)
             if run.stage == "train":
                 progress = read_progress(self.repo / run.parameters["CHECKPOINT_DIR"]) if is_running else None
-                if progress and progress.get("seconds_per_epoch"):
-                    self._per_epoch[run.name] = progress["seconds_per_epoch"]
+                timed = estimated_seconds_per_epoch(progress)
+                if timed:
+                    self._per_epoch[run.name] = timed
                 if is_running:
                     trainings.append(training_line(self._label(run.name), progress))
                 train_left += remaining_epochs(int(run.parameters["EPOCHS"]), progress)
