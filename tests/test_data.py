@@ -356,3 +356,14 @@ def test_git_state_ignores_results_but_not_code(tmp_path):
     assert git_state(tmp_path)["dirty"] is False
     (tmp_path / "code.py").write_text("x = 2\n")
     assert git_state(tmp_path)["dirty"] is True
+
+
+def test_device_description_records_the_kernel_caps_set_in_the_environment(monkeypatch):
+    from crack_utils.run_metadata import KERNEL_CAP_VARIABLES, device_description
+
+    for name in KERNEL_CAP_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    assert device_description()["cpu_kernel_caps"] == {}
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")
+    assert device_description()["cpu_kernel_caps"] == {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
