@@ -184,7 +184,7 @@ def run_studies(config_paths, stages: list[str] | None = None, progress: bool = 
             for config in configs:
                 results = repo / layout.study_dir(config["name"])
                 mine = [o for o in outcomes if o.name.startswith(config["name"] + "/")]
-                changed = any(o.status == "done" for o in mine) or not (results / "report.html").exists()
+                changed = any(o.status == "done" for o in mine) or not (results / layout.REPORT_PAGE).exists()
                 report_ok = all(o.ok for o in mine if o.name.endswith("/" + layout.REPORT))
                 if (stages is None or "report" in stages) and changed and report_ok \
                         and (results / layout.REPORT / "table1.md").exists():
@@ -203,7 +203,10 @@ def run_studies(config_paths, stages: list[str] | None = None, progress: bool = 
         if failures:
             raise StudyError(failure_summary(failures))
         done = sum(o.status == "done" for o in outcomes)
-        where = "; ".join(f"see results/{n}/report.html" for n in names)
+        where = "; ".join(f"see {layout.study_dir(n)}/{layout.REPORT_PAGE}"
+                          if (repo / layout.study_dir(n) / layout.REPORT_PAGE).is_file()
+                          else f"results in {layout.study_dir(n)}/ (no report page: the report stage has not run)"
+                          for n in names)
         print(f"{what} finished in {wall:.0f} s ({done} runs executed, {len(outcomes) - done} up to date); {where}",
               flush=True)
         return [repo / layout.study_dir(n) for n in names]

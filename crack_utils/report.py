@@ -11,7 +11,7 @@ import numpy as np
 
 from crack_utils.metrics import METRICS
 from crack_utils.stats import paired_comparison, seed_summary
-from crack_utils.study.layout import evaluation_dir, train_dir
+from crack_utils.study.layout import REPORT_PAGE, evaluation_dir, train_dir
 
 
 def _evaluation_dir(results: Path, loss: str, seed: int) -> Path:
@@ -262,7 +262,7 @@ def add_protocol(results) -> str:
         table = folder / "table1.md"
         if table.is_file() and not table.read_text().startswith("Protocol"):
             table.write_text(f"{protocol}\n\n{table.read_text()}")
-    page = results / "report.html"
+    page = results / REPORT_PAGE
     if page.is_file() and "<p><b>Protocol" not in page.read_text():
         text = page.read_text()
         head, sep, rest = text.partition("</h1>")

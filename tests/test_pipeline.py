@@ -57,6 +57,7 @@ def test_tiny_study_end_to_end():
         shutil.rmtree(REPO / "results" / leftover, ignore_errors=True)
     result = run_pipeline("configs/tiny.yaml")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.stdout.rstrip().endswith("see results/tiny/report.html"), result.stdout[-500:]
     out = REPO / "results" / "tiny"
     for name in ("table1.csv", "table1.md", "figure2.png", "figure2_errors.png", "report.html", "training_curves.png",
                  "table1_stats.csv", "paired_comparisons.csv", "claims_summary.csv", "claims.png"):
@@ -177,7 +178,9 @@ def test_failing_cell_names_notebook_and_keeps_earlier_results(tmp_path):
     name = "tiny-broken"
     good = tmp_path / f"{name}.yaml"
     good.write_text((REPO / "configs" / "tiny.yaml").read_text())
-    assert run_pipeline(good, "--stages", "data").returncode == 0
+    first = run_pipeline(good, "--stages", "data")
+    assert first.returncode == 0
+    assert f"results in results/{name}/ (no report page: the report stage has not run)" in first.stdout
     manifest = REPO / "results" / name / "01_data" / "manifest.csv"
     before = manifest.read_bytes()
     bad = tmp_path / "bad" / f"{name}.yaml"

@@ -26,6 +26,7 @@ REPORT = "05_report"
 CHECKPOINTS = "checkpoints"
 PREPARED_ARRAYS = "prepared.npz"  # in 01_data/: the resized images and masks (crack_utils.manifest writes it)
 COMPACT_TEST_SPLIT = "test_split.npz"  # in 05_report/: what the report reruns from without 01_data's arrays (crack_utils.report_inputs)
+REPORT_PAGE = "report.html"  # in results/<name>/: the study's index page (crack_utils.study.publishing)
 
 #: Files notebook 05 writes into ``05_report/`` that are published (copied) to ``results/<name>/``.
 PUBLISHED = ("table1.csv", "table1.md", "figure2.png", "figure2_errors.png", "training_curves.png",

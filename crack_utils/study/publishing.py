@@ -14,7 +14,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from crack_utils.study.layout import PUBLISHED
+from crack_utils.study.layout import PUBLISHED, REPORT_PAGE
 
 
 def run_commits(results: Path, runs) -> dict:
@@ -110,7 +110,7 @@ def publish(report_dir: Path, results: Path, runs: list[Run], wall_seconds: floa
             "<ul>{links}</ul>").format(
         name=results.name, protocol=html_escape(protocol), wall=wall_seconds, stages="stages " + ", ".join(stages) if stages else "all stages", table=table,
         links="".join(links), beyond=beyond, provenance=provenance, beyond_heading="<h2>Beyond the paper</h2>" if beyond else "")
-    (results / "report.html").write_text(page, encoding="utf-8")
+    (results / REPORT_PAGE).write_text(page, encoding="utf-8")
 
 
 def render_study(results: str | Path) -> list[Path]:
