@@ -1,0 +1,25 @@
+"""Helpers of the crack-loss study: what the notebooks in ``notebooks/`` call. A map, by concern
+(a test keeps it complete):
+
+* data — finding, checking and preparing image/mask pairs (notebook 01):
+  :mod:`.data_source`, :mod:`.datasets`, :mod:`.synthetic`, :mod:`.validation`, :mod:`.screening`,
+  :mod:`.manifest`, :mod:`.splitting`, :mod:`.preprocess`, :mod:`.data_report`, :mod:`.compact_data`;
+* learning — the targets, model, losses and training loop (notebooks 02-03):
+  :mod:`.distance`, :mod:`.skeleton_tube`, :mod:`.soft_skeleton`, :mod:`.augment`, :mod:`.loader`,
+  :mod:`.device_batches`, :mod:`.model`, :mod:`.losses`, :mod:`.training`, :mod:`.torchvision_compat`;
+* measuring — scoring a trained model (notebook 04) and the figures of speed and numerics:
+  :mod:`.evaluation`, :mod:`.metrics`, :mod:`.claims`, :mod:`.loss_terms`, :mod:`.bench`,
+  :mod:`.concurrency`, :mod:`.isa_check`;
+* reporting — Table 1, Figure 2 and the summaries beyond them (notebooks 05-06):
+  :mod:`.report`, :mod:`.report_inputs`, :mod:`.tables`, :mod:`.stats`, :mod:`.figures`,
+  :mod:`.training_length`, :mod:`.generalization`;
+* study — configs and running the notebooks as a study: :mod:`.config`, :mod:`.config_schema`,
+  :mod:`.pipeline` (the command line), the :mod:`.study` sub-package (layout, freshness, executor,
+  watch, publishing, budget, lock, notebook runs), :mod:`.notebook_params`, :mod:`.run_metadata`,
+  :mod:`.quiet_kernel`, :mod:`.kernel_logs`, :mod:`.progress`, :mod:`.paths`.
+
+Only the study layer is a sub-package. The other modules stay flat on purpose: the notebooks import them as
+``from crack_utils import losses, training, ...``, and every committed run's fingerprint includes its
+notebook's bytes (:mod:`.study.freshness`), so moving them would mark every committed study out of date and
+make a rerun retrain it (hours on a CPU) for a change of import paths alone.
+"""

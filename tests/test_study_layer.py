@@ -366,3 +366,16 @@ def test_local_workers_get_their_share_of_the_cores_within_a_thread_limit_the_us
     assert worker_threads(1, {"OMP_NUM_THREADS": "1"}) == 1  # a limit is kept
     assert worker_threads(1, {"OMP_NUM_THREADS": str(4 * cores)}) == cores  # never more than the share
     assert worker_threads(1, {"OMP_NUM_THREADS": ""}) == worker_threads(1, {"OMP_NUM_THREADS": "x"}) == cores
+
+
+def test_the_package_map_names_every_module():
+    # crack_utils/__init__.py and crack_utils/study/__init__.py map the modules by concern; a new module
+    # must be placed on the map
+    import crack_utils
+    import crack_utils.study
+    from crack_utils.paths import repo_root
+
+    for package, folder in ((crack_utils, "crack_utils"), (crack_utils.study, "crack_utils/study")):
+        modules = {p.stem for p in (repo_root() / folder).glob("*.py")} - {"__init__"}
+        missing = {m for m in modules if f":mod:`.{m}`" not in package.__doc__}
+        assert not missing, f"{folder}/__init__.py does not place {sorted(missing)}"

@@ -6,7 +6,10 @@ up to date, executed (one process or a Dask cluster), watched and published.
 * :mod:`.freshness` — when a finished run is up to date (its fingerprint);
 * :mod:`.watch` — live progress of the running trainings;
 * :mod:`.executor` — executes the run graph in order, or concurrently on Dask;
-* :mod:`.publishing` — the headline files and the HTML index of a study.
+* :mod:`.publishing` — the headline files and the HTML index of a study;
+* :mod:`.notebook_run` — executing one run: papermill into an atomic run folder with its metadata;
+* :mod:`.lock` — one pipeline per study at a time;
+* :mod:`.budget` — fitting a study into a wall-time budget (the lent GPU's one call).
 
 :mod:`crack_utils.pipeline` is the command line on top (``python -m crack_utils.pipeline``).
 """
