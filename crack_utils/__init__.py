@@ -1,9 +1,10 @@
 """Helpers of the crack-loss study: what the notebooks in ``notebooks/`` call. A map, by concern
 (a test keeps it complete):
 
-* data — finding, checking and preparing image/mask pairs (notebook 01):
+* data — finding, checking and preparing image/mask pairs (notebook 01), and carrying the prepared arrays
+  to a GPU machine (:mod:`.compact_data`, used by ``scripts/gpu_*.sh``):
   :mod:`.data_source`, :mod:`.datasets`, :mod:`.synthetic`, :mod:`.validation`, :mod:`.screening`,
-  :mod:`.manifest`, :mod:`.splitting`, :mod:`.preprocess`, :mod:`.data_report`, :mod:`.compact_data`;
+  :mod:`.manifest`, :mod:`.splitting`, :mod:`.preprocess`, :mod:`.data_report`;
 * learning — the targets, model, losses and training loop (notebooks 02-03):
   :mod:`.distance`, :mod:`.skeleton_tube`, :mod:`.soft_skeleton`, :mod:`.augment`, :mod:`.loader`,
   :mod:`.device_batches`, :mod:`.model`, :mod:`.losses`, :mod:`.training`, :mod:`.torchvision_compat`;
@@ -15,8 +16,10 @@
   :mod:`.training_length`, :mod:`.generalization`;
 * study — configs and running the notebooks as a study: :mod:`.config`, :mod:`.config_schema`,
   :mod:`.pipeline` (the command line), the :mod:`.study` sub-package (layout, freshness, executor,
-  watch, publishing, budget, lock, notebook runs), :mod:`.notebook_params`, :mod:`.run_metadata`,
-  :mod:`.quiet_kernel`, :mod:`.kernel_logs`, :mod:`.progress`, :mod:`.paths`.
+  watch, publishing, budget, lock, notebook runs), :mod:`.notebook_params`, :mod:`.quiet_kernel`,
+  :mod:`.kernel_logs`;
+* shared by all of them: :mod:`.paths` (paths relative to the repository), :mod:`.progress` (progress
+  bars), :mod:`.run_metadata` (what produced a result).
 
 Only the study layer is a sub-package. The other modules stay flat on purpose: the notebooks import them as
 ``from crack_utils import losses, training, ...``, and every committed run's fingerprint includes its

@@ -203,13 +203,19 @@ def run_studies(config_paths, stages: list[str] | None = None, progress: bool = 
         if failures:
             raise StudyError(failure_summary(failures))
         done = sum(o.status == "done" for o in outcomes)
-        where = "; ".join(f"see {layout.study_dir(n)}/{layout.REPORT_PAGE}"
-                          if (repo / layout.study_dir(n) / layout.REPORT_PAGE).is_file()
-                          else f"results in {layout.study_dir(n)}/ (no report page: the report stage has not run)"
-                          for n in names)
+        where = "; ".join(report_pointer(layout.study_dir(n), repo, stages is None or "report" in stages) for n in names)
         print(f"{what} finished in {wall:.0f} s ({done} runs executed, {len(outcomes) - done} up to date); {where}",
               flush=True)
         return [repo / layout.study_dir(n) for n in names]
+
+
+def report_pointer(study_dir: str, repo: Path, report_stage_ran: bool) -> str:
+    """Where the study's results can be read: its report page, said to be older when this run left out
+    the report stage, or just its folder when no report stage ever ran."""
+    page = f"{study_dir}/{layout.REPORT_PAGE}"
+    if not (repo / page).is_file():
+        return f"results in {study_dir}/ (no report page: the report stage has not run)"
+    return f"see {page}" if report_stage_ran else f"see {page} (from an earlier report stage)"
 
 
 def failure_summary(failures: list[Outcome]) -> str:

@@ -50,23 +50,27 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-#: Environment variables that cap the instruction set of the CPU kernels (torch's own, oneDNN's convolutions;
-#: ``DNNL_`` is oneDNN's older name): set, they change a training's last bits like another CPU would
-#: (``python -m crack_utils.isa_check``), so the metadata records them.
-KERNEL_CAP_VARIABLES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
+#: Environment variables that choose the CPU kernels or their arithmetic: instruction-set caps for torch's
+#: own kernels, oneDNN's convolutions (``DNNL_`` is oneDNN's older name) and MKL; oneDNN's fp32 math mode
+#: (``BF16`` lets fp32 convolutions run in bf16); MKL's reproducibility mode. Set, they change a
+#: training's last bits like another CPU would (``python -m crack_utils.isa_check``), so the metadata
+#: records them.
+KERNEL_ENV_VARIABLES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ONEDNN_DEFAULT_FPMATH_MODE",
+                        "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR")
 
 
 def device_description() -> dict:
     """Threads, CPUs, the CPU model and the instruction set torch uses (``cpu_isa``: kernels, and hence the
     last digits of results, differ between e.g. AVX2 and AVX-512 machines), the kernel caps set in the
-    environment (``cpu_kernel_caps``, :data:`KERNEL_CAP_VARIABLES`; ``{}`` when none), native bf16, GPU name."""
+    kernel settings in the environment (``cpu_kernel_env``, :data:`KERNEL_ENV_VARIABLES`; ``{}`` when
+    none), native bf16, GPU name."""
     import torch
 
     from crack_utils.training import native_cpu_bf16
 
     info = {"torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "cuda": torch.cuda.is_available(),
             "cpu_model": cpu_model(), "cpu_isa": torch.backends.cpu.get_cpu_capability(),
-            "cpu_kernel_caps": {name: os.environ[name] for name in KERNEL_CAP_VARIABLES if name in os.environ},
+            "cpu_kernel_env": {name: os.environ[name] for name in KERNEL_ENV_VARIABLES if name in os.environ},
             "cpu_native_bf16": native_cpu_bf16()}
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)

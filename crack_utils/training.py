@@ -192,6 +192,7 @@ def train(model: torch.nn.Module, loss_fn, train_set, val_set, out_dir: str | Pa
         model.train()
         loss_sum = _LossSum(device, every=1 if device.type == "cpu" else SYNC_EVERY)
         bar = progress_bar(train_loader, desc=f"epoch {epoch + 1}/{epochs}", leave=False, enabled=progress)
+        steps_done_at = t0  # when the epoch's last finished step ended (its progress clock)
         for step, (image, mask, dist) in enumerate(bar, 1):
             image = image.to(device, non_blocking=pin)
             if channels_last:
@@ -204,10 +205,11 @@ def train(model: torch.nn.Module, loss_fn, train_set, val_set, out_dir: str | Pa
                 mean = loss_sum.mean(epoch + 1, last)
                 bar.set_postfix(loss=f"{mean:.4f}")
                 watch.write(epoch=epoch, batch=step, history=history, train_loss=mean,
-                            epoch_seconds=time.perf_counter() - t0)
+                            epoch_seconds=steps_done_at - t0)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            steps_done_at = time.perf_counter()
         row = {"epoch": epoch + 1, "train_loss": loss_sum.mean(epoch + 1, last)}
         row.update(validate(model, val_loader, loss_fn, device, amp=use_amp))
         row.update({"lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - t0})
@@ -277,8 +279,8 @@ class _ProgressFile:
     """Writes ``progress.json`` (atomically) at most every ``every`` seconds, or when forced: ``epoch``
     (epochs finished), ``epochs``, ``batch``/``batches`` within the running epoch, the running training
     loss, the last validation Dice, the mean seconds per epoch so far and ``epoch_seconds``, the seconds
-    the running epoch has taken so far (None between epochs): what an ETA extrapolates from before the
-    first epoch ends."""
+    the running epoch's ``batch - 1`` finished steps took (written before step ``batch`` is taken; None
+    between epochs): what an ETA extrapolates from before the first epoch ends."""
 
     def __init__(self, path: Path, epochs: int, batches: int, every: float = 10.0):
         self.path, self.epochs, self.batches, self.every, self.last = path, epochs, batches, every, -math.inf

@@ -358,12 +358,12 @@ def test_git_state_ignores_results_but_not_code(tmp_path):
     assert git_state(tmp_path)["dirty"] is True
 
 
-def test_device_description_records_the_kernel_caps_set_in_the_environment(monkeypatch):
-    from crack_utils.run_metadata import KERNEL_CAP_VARIABLES, device_description
+def test_device_description_records_the_kernel_settings_in_the_environment(monkeypatch):
+    from crack_utils.run_metadata import KERNEL_ENV_VARIABLES, device_description
 
-    for name in KERNEL_CAP_VARIABLES:
+    for name in KERNEL_ENV_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    assert device_description()["cpu_kernel_caps"] == {}
+    assert device_description()["cpu_kernel_env"] == {}
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
     monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")
-    assert device_description()["cpu_kernel_caps"] == {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    assert device_description()["cpu_kernel_env"] == {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}

@@ -326,11 +326,12 @@ def test_progress_file_times_the_running_epoch(tmp_path, monkeypatch):
         written.append(json.loads(self.path.read_text()))
 
     monkeypatch.setattr(training._ProgressFile, "write", record)
-    _tiny_training(tmp_path, 2)
+    history = _tiny_training(tmp_path, 2)
     within = [w for w in written if w["batch"]]
     assert [(w["epoch"], w["batch"]) for w in within] == [(0, 1), (0, 2), (1, 1), (1, 2)]
-    assert all(w["epoch_seconds"] > 0 for w in within)
-    assert within[1]["epoch_seconds"] > within[0]["epoch_seconds"]  # the clock of the running epoch
+    # the time of the epoch's finished steps: none before its first step, then its first step's time
+    assert [w["epoch_seconds"] for w in within[::2]] == [0.0, 0.0]  # the clock restarts every epoch
+    assert 0 < within[1]["epoch_seconds"] < history.seconds[0] and 0 < within[3]["epoch_seconds"] < history.seconds[1]
     assert all(w["epoch_seconds"] is None for w in written if not w["batch"])
 
 

@@ -103,15 +103,18 @@ def test_training_line_and_eta():
 
 
 def test_epoch_time_is_extrapolated_from_a_running_first_epoch():
-    first = {"epoch": 0, "epochs": 1, "batch": 57, "batches": 228, "train_loss": 0.3, "val_dice": None,
+    first = {"epoch": 0, "epochs": 1, "batch": 58, "batches": 228, "train_loss": 0.3, "val_dice": None,
              "seconds_per_epoch": None, "epoch_seconds": 150.0}
-    assert watch.estimated_seconds_per_epoch(first) == pytest.approx(600.0)  # a quarter in 150 s
+    assert watch.estimated_seconds_per_epoch(first) == pytest.approx(600.0)  # 57 of 228 steps in 150 s
     assert watch.estimated_seconds_per_epoch(dict(first, seconds_per_epoch=640.0)) == 640.0  # measured wins
-    assert watch.estimated_seconds_per_epoch(dict(first, batch=2)) is None  # under 2 %: too early to say
+    assert watch.estimated_seconds_per_epoch(dict(first, batch=4)) is None  # 3 steps, under 2 %: too early
+    short = dict(first, batches=10, batch=2, epoch_seconds=4.0)  # a short epoch: from its first finished step
+    assert watch.estimated_seconds_per_epoch(short) == pytest.approx(40.0)
+    assert watch.estimated_seconds_per_epoch(dict(short, batch=1, epoch_seconds=0.0)) is None  # none finished
     assert watch.estimated_seconds_per_epoch(dict(first, epoch_seconds=None)) is None  # an older progress file
     assert watch.estimated_seconds_per_epoch(None) is None
     assert watch.eta_seconds(watch.remaining_epochs(1, first), watch.estimated_seconds_per_epoch(first), 2, 30.0, 1) \
-        == pytest.approx(0.75 * 600 + 60)
+        == pytest.approx((1 - 58 / 228) * 600 + 60)
 
 
 def test_watcher_reads_running_trainings_from_the_files(tmp_path):
@@ -136,12 +139,20 @@ def test_watcher_reads_running_trainings_from_the_files(tmp_path):
     assert len(out) == 1 and "1 done, 1 running, 1 queued, ETA" in out[0]
     assert "bce-seed0: epoch 2/4, loss 0.5000, val Dice 0.400, 100 s/epoch" in out[0]
     # a one-epoch training: an ETA while its only epoch runs, from the share done so far
-    (ckpt / "progress.json").write_text(json.dumps({"epoch": 0, "epochs": 1, "batch": 5, "batches": 10,
+    (ckpt / "progress.json").write_text(json.dumps({"epoch": 0, "epochs": 1, "batch": 6, "batches": 10,
                                                     "train_loss": 0.5, "val_dice": None, "seconds_per_epoch": None,
                                                     "epoch_seconds": 40.0}))
     runs[1].parameters["EPOCHS"] = 1
     w = watch.Watcher(runs, results, repo, finished, stream=io.StringIO())
-    assert "1 running, 1 queued, ETA 70 s | bce-seed0: epoch 1/1 (50 %)" in w.line()  # 40 s + one 30 s run
+    assert "1 running, 1 queued, ETA 62 s | bce-seed0: epoch 1/1 (60 %)" in w.line()  # 0.4 x 80 s + one 30 s run
+    # when it has finished, its measured epoch replaces the estimate in later ETAs
+    (ckpt / "progress.json").write_text(json.dumps({"epoch": 1, "epochs": 1, "batch": 0, "batches": 10,
+                                                    "train_loss": 0.4, "val_dice": 0.5, "seconds_per_epoch": 95.0,
+                                                    "epoch_seconds": None}))
+    (results / "03_train" / ".tmp-bce-seed0").rmdir()
+    finished["03_train/bce-seed0"] = "done"
+    w.line()
+    assert w._per_epoch == {"03_train/bce-seed0": 95.0}
 
 
 def test_readme_slurm_recipe_asks_one_gpu_and_one_run_per_job(monkeypatch):
@@ -375,7 +386,20 @@ def test_the_package_map_names_every_module():
     import crack_utils.study
     from crack_utils.paths import repo_root
 
+    import re
+
     for package, folder in ((crack_utils, "crack_utils"), (crack_utils.study, "crack_utils/study")):
         modules = {p.stem for p in (repo_root() / folder).glob("*.py")} - {"__init__"}
-        missing = {m for m in modules if f":mod:`.{m}`" not in package.__doc__}
-        assert not missing, f"{folder}/__init__.py does not place {sorted(missing)}"
+        modules |= {p.parent.name for p in (repo_root() / folder).glob("*/__init__.py")}
+        named = set(re.findall(r":mod:`\.(\w+)`", package.__doc__))
+        assert named == modules, f"{folder}/__init__.py: not placed {sorted(modules - named)}, gone {sorted(named - modules)}"
+
+
+def test_the_last_line_points_to_the_report_page_only_when_there_is_one(tmp_path):
+    from crack_utils.pipeline import report_pointer
+
+    assert report_pointer("results/s", tmp_path, True) == "results in results/s/ (no report page: the report stage has not run)"
+    (tmp_path / "results" / "s").mkdir(parents=True)
+    (tmp_path / "results" / "s" / "report.html").write_text("<h1>s</h1>")
+    assert report_pointer("results/s", tmp_path, True) == "see results/s/report.html"
+    assert report_pointer("results/s", tmp_path, False) == "see results/s/report.html (from an earlier report stage)"

@@ -73,16 +73,18 @@ MIN_SHARE_TO_EXTRAPOLATE = 0.02
 
 def estimated_seconds_per_epoch(progress: dict | None) -> float | None:
     """A training's seconds per epoch: the mean over its finished epochs, else -- while its first epoch runs,
-    once ``MIN_SHARE_TO_EXTRAPOLATE`` of it is done -- that epoch's time so far scaled to all its batches,
-    ``epoch_seconds * batches / batch`` (an estimate: validation is left out, start-up costs are spread).
-    None while nothing is timed. So a one-epoch training of ten minutes gets an ETA early, not at its end."""
+    once ``MIN_SHARE_TO_EXTRAPOLATE`` of its steps (and at least one) are finished -- the time of the
+    finished steps scaled to all of them, ``epoch_seconds * batches / (batch - 1)`` (``batch`` is the step
+    running, so ``batch - 1`` are finished; an estimate: validation is left out). None while nothing is
+    timed. So a one-epoch training of ten minutes gets an ETA early, not at its end."""
     if not progress:
         return None
     if progress.get("seconds_per_epoch"):
         return float(progress["seconds_per_epoch"])
-    batch, batches, elapsed = progress.get("batch") or 0, progress.get("batches") or 0, progress.get("epoch_seconds")
-    if elapsed and batches and batch / batches >= MIN_SHARE_TO_EXTRAPOLATE:
-        return float(elapsed) * batches / batch
+    finished = (progress.get("batch") or 0) - 1
+    batches, elapsed = progress.get("batches") or 0, progress.get("epoch_seconds")
+    if elapsed and batches and finished >= max(1.0, MIN_SHARE_TO_EXTRAPOLATE * batches):
+        return float(elapsed) * batches / finished
     return None
 
 
@@ -123,6 +125,7 @@ class Watcher:
         self.durations: dict[str, float] = {}
         self._started: dict[str, float] = {}
         self._per_epoch: dict[str, float] = {}  # seconds per epoch of every training seen so far
+        self._measured: set[str] = set()  # finished trainings whose measured seconds per epoch were read
 
     def _label(self, name: str) -> str:
         """A training's label: ``bce-seed0``, or ``lodo_cfd/bce-seed0`` when several studies run."""
@@ -142,6 +145,12 @@ class Watcher:
         train_left, other_left = 0.0, 0
         for run in self.runs:
             if run.name in finished:
+                if run.stage == "train" and run.name in self._per_epoch and run.name not in self._measured:
+                    # the estimate made while it ran gives way to the epochs' measured mean
+                    self._measured.add(run.name)
+                    progress = read_progress(self.repo / run.parameters["CHECKPOINT_DIR"])
+                    if progress and progress.get("seconds_per_epoch"):
+                        self._per_epoch[run.name] = progress["seconds_per_epoch"]
                 continue
             is_running = self._is_running(run)
             if is_running:
