@@ -61,9 +61,8 @@ KERNEL_ENV_VARIABLES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_C
 
 def device_description() -> dict:
     """Threads, CPUs, the CPU model and the instruction set torch uses (``cpu_isa``: kernels, and hence the
-    last digits of results, differ between e.g. AVX2 and AVX-512 machines), the kernel caps set in the
-    kernel settings in the environment (``cpu_kernel_env``, :data:`KERNEL_ENV_VARIABLES`; ``{}`` when
-    none), native bf16, GPU name."""
+    last digits of results, differ between e.g. AVX2 and AVX-512 machines), the kernel settings in the
+    environment (``cpu_kernel_env``, :data:`KERNEL_ENV_VARIABLES`; ``{}`` when none), native bf16, GPU name."""
     import torch
 
     from crack_utils.training import native_cpu_bf16

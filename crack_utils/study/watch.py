@@ -125,7 +125,7 @@ class Watcher:
         self.durations: dict[str, float] = {}
         self._started: dict[str, float] = {}
         self._per_epoch: dict[str, float] = {}  # seconds per epoch of every training seen so far
-        self._measured: set[str] = set()  # finished trainings whose measured seconds per epoch were read
+        self._timed_to_the_end: set[str] = set()  # finished trainings whose progress was read after their end
 
     def _label(self, name: str) -> str:
         """A training's label: ``bce-seed0``, or ``lodo_cfd/bce-seed0`` when several studies run."""
@@ -144,23 +144,23 @@ class Watcher:
         running, trainings = [], []
         train_left, other_left = 0.0, 0
         for run in self.runs:
-            if run.name in finished:
-                if run.stage == "train" and run.name in self._per_epoch and run.name not in self._measured:
-                    # the estimate made while it ran gives way to the epochs' measured mean
-                    self._measured.add(run.name)
-                    progress = read_progress(self.repo / run.parameters["CHECKPOINT_DIR"])
-                    if progress and progress.get("seconds_per_epoch"):
-                        self._per_epoch[run.name] = progress["seconds_per_epoch"]
+            done = run.name in finished
+            if done and (run.stage != "train" or run.name in self._timed_to_the_end):
                 continue
-            is_running = self._is_running(run)
+            is_running = not done and self._is_running(run)
             if is_running:
                 running.append(run.name)
                 self._started.setdefault(run.name, now)
             if run.stage == "train":
-                progress = read_progress(self.repo / run.parameters["CHECKPOINT_DIR"]) if is_running else None
+                # running: its epochs so far (or its first epoch's share); finished: read once more, so the
+                # epochs' measured mean replaces an estimate made while it ran
+                progress = read_progress(self.repo / run.parameters["CHECKPOINT_DIR"]) if is_running or done else None
                 timed = estimated_seconds_per_epoch(progress)
                 if timed:
                     self._per_epoch[run.name] = timed
+                if done:
+                    self._timed_to_the_end.add(run.name)
+                    continue
                 if is_running:
                     trainings.append(training_line(self._label(run.name), progress))
                 train_left += remaining_epochs(int(run.parameters["EPOCHS"]), progress)
