@@ -13,7 +13,8 @@ Layouts, detected per dataset folder:
   synthetic data;
 * ``folder``: any ``images/`` + ``masks/`` pair. Sub-folders are read (``images/siteA/x.jpg`` pairs with
   ``masks/siteA/x.png``): image and mask pair by their path relative to ``images/`` and ``masks/``
-  without the extension, never by position. A mask named ``<image>_mask``, ``_label``, ``_gt`` ... pairs
+  without the extension, never by position, compared in Unicode NFC (a folder copied from a Mac may
+  spell "Brücke.jpg" composed and "Brücke.png" decomposed; they pair). A mask named ``<image>_mask``, ``_label``, ``_gt`` ... pairs
   with ``<image>`` when no mask has the image's own name. Extensions are case-insensitive; hidden and
   system files (``.DS_Store``, ``._x.jpg``, ``Thumbs.db``, ``desktop.ini``) are not data; any other file
   that is not an image is listed in the scan's notes;
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -108,22 +110,34 @@ def _is_hidden_or_system(rel: Path) -> bool:
     return any(part.startswith(".") for part in rel.parts) or rel.name.lower() in SYSTEM_FILES
 
 
+def nfc(text: str) -> str:
+    """``text`` in Unicode normal form C (composed: "ü" as one code point), the form names are compared in."""
+    return unicodedata.normalize("NFC", text)
+
+
+def is_broken_link(path: Path) -> bool:
+    """Whether ``path`` is a symbolic link whose target does not exist."""
+    return path.is_symlink() and not path.exists()
+
+
 def _files_by_key(folder: Path, suffixes: tuple[str, ...], data_root: Path, dataset: str,
                   notes: list[dict]) -> dict[str, Path]:
-    """Files under ``folder`` (any depth) by key = path relative to ``folder`` without extension (posix).
+    """Files under ``folder`` (any depth) by key = path relative to ``folder`` without extension (posix,
+    Unicode NFC, so that composed and decomposed spellings of one name are one key).
 
     Hidden and system files are skipped; other files with a suffix not in ``suffixes`` are added to
-    ``notes``. Two files with one key (``x.jpg`` and ``x.png``) raise :class:`DatasetError`."""
+    ``notes``. A symbolic link pointing nowhere is kept (validation reports it as a broken link, naming its
+    target). Two files with one key (``x.jpg`` and ``x.png``) raise :class:`DatasetError`."""
     found: dict[str, Path] = {}
     for path in sorted(folder.rglob("*")):
         rel = path.relative_to(folder)
-        if _is_hidden_or_system(rel) or not path.is_file():
+        if _is_hidden_or_system(rel) or not (path.is_file() or is_broken_link(path)):
             continue
         if path.suffix.lower() not in suffixes:
             notes.append({"dataset": dataset, "path": path.relative_to(data_root).as_posix(),
                           "kind": "ignored file", "note": f"not an image file ({path.suffix or 'no extension'})"})
             continue
-        key = rel.with_suffix("").as_posix()
+        key = nfc(rel.with_suffix("").as_posix())
         if key in found:
             raise DatasetError(
                 f"duplicate id {key!r} in {folder}: {found[key].relative_to(folder)} and {rel}; "
@@ -219,19 +233,27 @@ def read_meta_dataset(folder: Path, data_root: Path, notes: list[dict] | None = 
     if missing:
         raise DatasetError(f"{folder / 'meta.csv'} lacks column(s) {sorted(missing)}")
     rel = folder.relative_to(data_root)
+    on_disk = {nfc(path.relative_to(folder).as_posix()): path.relative_to(folder).as_posix()
+               for sub in ("images", "masks") for path in sorted((folder / sub).rglob("*"))
+               if path.is_file() or is_broken_link(path)}
+
+    def as_on_disk(listed: str) -> str:  # meta.csv and the file system may spell a name in two normal forms
+        name = Path(listed).as_posix()
+        return name if (folder / name).exists() else on_disk.get(nfc(name), name)
+
+    image_files = [as_on_disk(f) for f in meta["image_file"]]
+    mask_files = [as_on_disk(f) for f in meta["mask_file"]]
     if notes is not None:
-        listed = {Path(f).as_posix() for f in list(meta["image_file"]) + list(meta["mask_file"])}
-        for sub in ("images", "masks"):
-            for path in sorted((folder / sub).rglob("*")):
-                name = path.relative_to(folder)
-                if path.is_file() and not _is_hidden_or_system(name) and name.as_posix() not in listed:
-                    notes.append({"dataset": folder.name, "path": (rel / name).as_posix(), "kind": "not read",
-                                  "note": "not listed in meta.csv"})
+        listed = set(image_files) | set(mask_files)
+        for name in sorted(set(on_disk.values()) - listed):
+            if not _is_hidden_or_system(Path(name)):
+                notes.append({"dataset": folder.name, "path": (rel / name).as_posix(), "kind": "not read",
+                              "note": "not listed in meta.csv"})
     frame = pd.DataFrame({
         "dataset": folder.name,
-        "id": meta["id"].astype(str),
-        "image_path": [(rel / f).as_posix() for f in meta["image_file"]],
-        "mask_path": [(rel / f).as_posix() for f in meta["mask_file"]],
+        "id": meta["id"].astype(str).map(nfc),
+        "image_path": [(rel / f).as_posix() for f in image_files],
+        "mask_path": [(rel / f).as_posix() for f in mask_files],
         "source_group": (meta["source_image"].astype(str) if "source_image" in meta
                          else meta["id"].map(derive_source_group)),
         "orig_split": meta["orig_split"].astype(object).fillna("").astype(str) if "orig_split" in meta else "",

@@ -16,6 +16,7 @@ Rules (each a ``problem`` string naming the file; a pair with a problem is exclu
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,9 @@ class BadPairError(ValueError):
 def _open(path: Path, what: str) -> Image.Image:
     """The decoded image at ``path``; :class:`BadPairError` naming the file if it is missing, truncated or
     unreadable. ``what``: ``"image"`` or ``"mask"``, for the message."""
+    if path.is_symlink() and not path.exists():
+        raise BadPairError(f"{what} {path} is a broken symbolic link: it points to {os.readlink(path)}, "
+                           "which does not exist")
     if not path.is_file():
         raise BadPairError(f"{what} file missing: {path}")
     try:

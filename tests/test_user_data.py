@@ -206,6 +206,53 @@ def test_upper_case_extensions_spaces_unicode_and_capitalised_folders(tmp_path):
     assert checked.loc["IMG 0042", "image_path"] == "Images/IMG 0042.JPG"
 
 
+COMPOSED, DECOMPOSED = "Br\u00fccke 03", "Bru\u0308cke 03"  # "Brücke 03" in NFC and in NFD (a Mac's spelling)
+
+
+def _mac_copy(root, layout):
+    """One good pair (p0) and the pair "Brücke 03" whose image name is composed and mask name decomposed,
+    in the ``folder``, ``kaggle`` or ``meta`` layout (meta.csv lists both names composed)."""
+    assert COMPOSED != DECOMPOSED
+    base = root / "train" if layout == "kaggle" else root
+    photo(base / "images" / "p0.jpg")
+    save_mask(base / "masks" / "p0.png")
+    photo(base / "images" / f"{COMPOSED}.jpg")
+    save_mask(base / "masks" / f"{DECOMPOSED}.png")
+    if layout == "meta":
+        pd.DataFrame({"id": ["p0", COMPOSED], "image_file": ["images/p0.jpg", f"images/{COMPOSED}.jpg"],
+                      "mask_file": ["masks/p0.png", f"masks/{COMPOSED}.png"]}).to_csv(root / "meta.csv", index=False)
+    return root
+
+
+@pytest.mark.parametrize("layout", ["folder", "kaggle", "meta"])
+def test_names_in_two_unicode_normal_forms_pair_on_every_layout(tmp_path, layout):
+    root = _mac_copy(tmp_path / "from_a_mac", layout)
+    assert {p.name for p in (root / ("train/masks" if layout == "kaggle" else "masks")).iterdir()} \
+        >= {f"{DECOMPOSED}.png"}  # the file system kept the decomposed spelling
+    scan, checked = scan_and_check(root)
+    key = f"train/{COMPOSED}" if layout == "kaggle" else COMPOSED
+    assert len(checked) == 2, checked[["image_path", "mask_path", "problem"]]
+    assert (checked.problem == "").all(), checked.problem.tolist()
+    assert checked.loc[key, "mask_path"].endswith(f"masks/{DECOMPOSED}.png")  # the file as it is on disk
+    assert checked.loc[key, "image_path"].endswith(f"images/{COMPOSED}.jpg")
+    assert not [n for n in scan.notes.to_dict("records") if "Br" in n["path"]]
+
+
+@pytest.mark.parametrize("layout", ["folder", "meta"])
+def test_an_image_that_is_a_broken_link_is_reported_as_one(tmp_path, layout):
+    root = dataset(tmp_path / "linked", 2)
+    if layout == "meta":
+        pd.DataFrame({"id": ["p0", "p1"], "image_file": ["images/p0.jpg", "images/p1.jpg"],
+                      "mask_file": ["masks/p0.png", "masks/p1.png"]}).to_csv(root / "meta.csv", index=False)
+    (root / "images" / "p1.jpg").unlink()
+    (root / "images" / "p1.jpg").symlink_to(tmp_path / "unmounted" / "p1.jpg")
+    scan, checked = scan_and_check(root)
+    problem = checked.loc["p1", "problem"]
+    assert "broken symbolic link" in problem and "p1.jpg" in problem and "unmounted" in problem, problem
+    assert "has no image" not in problem
+    assert checked.loc["p0", "problem"] == ""
+
+
 def test_hidden_and_system_files_are_not_data_and_not_noise(tmp_path):
     root = dataset(tmp_path / "mac", 2)
     (root / "images" / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
