@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 CONFIG ?= configs/default.yaml
 
-.PHONY: install reproduce report lodo test test-fast bench lab lock
+.PHONY: install reproduce report lodo test test-fast bench lab lock verify-data real-data
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,17 @@ report: install
 ## 2 CPU cores), then notebook 06's summary in results/lodo/.
 lodo: install
 	$(PY) -m crack_utils.generalization --configs configs/lodo_*.yaml
+
+## Check a copy of the six real datasets file by file against data/real_data_sha256.csv.gz (data/README.md).
+DATA ?= ../shared/data
+verify-data: install
+	$(PY) -m crack_utils.realdata.verify $(DATA)
+
+## Rebuild the six real datasets from their public GitHub origins (pinned commits) into OUT, then verify
+## them; ORIGINS=<folder of <owner>+<name> clones> reads local copies instead of cloning.
+real-data: install
+	@test -n "$(OUT)" || { echo "usage: make real-data OUT=<folder> [ORIGINS=<folder of clones>]"; exit 2; }
+	$(PY) -m crack_utils.realdata.build --out $(OUT) $(if $(ORIGINS),--origins $(ORIGINS))
 
 ## Run the test suite (unit tests, notebook test on a tiny config, real-data tests when ../shared/data exists),
 ## in 2 worker processes (pytest-xdist): most of a notebook test is one-core work (kernel start, imports).

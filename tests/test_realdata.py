@@ -62,3 +62,29 @@ def _leave_one_dataset_out_never_trains_on_a_test_photo(manifest, held_out):
         assert not left_out.any()
     else:
         assert left_out.sum() > 10 and manifest.source_group[left_out].str.startswith("chambon:").all(), held_out
+
+
+def test_the_shared_copy_verifies_and_one_changed_byte_is_named(shared_data, tmp_path):
+    """make verify-data on ../shared/data passes; a copy with one byte of one image changed fails, naming it."""
+    import shutil
+
+    from crack_utils.realdata import verify
+
+    lines = []
+    assert verify.verify(shared_data, out=lines.append), "\n".join(lines)
+    assert "reproduces the data of the studies" in "\n".join(lines) and "seeds" in "\n".join(lines)
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in SIX:
+        if name != "cfd":
+            (copy / name).symlink_to(shared_data / name, target_is_directory=True)
+    shutil.copytree(shared_data / "cfd", copy / "cfd")
+    image = copy / "cfd" / "images" / "040.jpg"
+    data = bytearray(image.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    image.write_bytes(bytes(data))
+    lines.clear()
+    assert not verify.verify(copy, out=lines.append)
+    text = "\n".join(lines)
+    assert "changed  cfd/images/040.jpg: same size" in text
+    assert text.count("DIFFERS") == 1 and text.count("matches") == 5
