@@ -57,7 +57,8 @@ def generalization_table(results_dirs) -> pd.DataFrame:
 
 def generalization_paired(results_dirs, reference: str = "distance") -> pd.DataFrame:
     """Per study: ``reference`` against each other loss on per-image Dice over the held-out test set
-    (bootstrap 95 % interval of the mean difference, Wilcoxon p), with a ``held_out`` column."""
+    paired by seed and image with trainings as the unit (:func:`crack_utils.report.paired_comparisons`: no
+    interval or p-value with fewer than 3 seeds), with a ``held_out`` column."""
     frames = []
     for d in results_dirs:
         config = _study_config(Path(d))

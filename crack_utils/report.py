@@ -10,7 +10,7 @@ import json
 import numpy as np
 
 from crack_utils.metrics import METRICS
-from crack_utils.stats import paired_comparison, seed_summary
+from crack_utils.stats import PAIRED_COLUMNS, hierarchical_paired, seed_summary
 from crack_utils.study.layout import REPORT_PAGE, evaluation_dir, train_dir
 
 
@@ -30,25 +30,39 @@ def seed_statistics(scores: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def per_image_means(results, name: str, seeds, metric: str = "dice") -> pd.Series:
-    """Per-image ``metric`` of one training (notebook 04's ``per_image.csv``), averaged over ``seeds``; index key."""
-    frames = [pd.read_csv(_evaluation_dir(results, name, s) / "per_image.csv") for s in seeds]
-    return pd.concat(frames).groupby("key")[metric].mean()
+def per_image_scores(results, name: str, seeds, metric: str = "dice", file: str = "per_image.csv") -> pd.DataFrame:
+    """Per-image ``metric`` of one named training for each of ``seeds`` (notebook 04's ``per_image.csv``, or
+    ``claims.csv`` for a claim metric): columns ``seed``, ``key``, ``value``."""
+    frames = [pd.read_csv(_evaluation_dir(results, name, s) / file, usecols=["key", metric])
+              .rename(columns={metric: "value"}).assign(seed=s) for s in seeds]
+    return pd.concat(frames, ignore_index=True)[["seed", "key", "value"]]
+
+
+def paired_differences(results, a: str, b: str, seeds, metric: str = "dice", file: str = "per_image.csv") -> pd.DataFrame:
+    """``a``'s per-image ``metric`` minus ``b``'s, paired by seed and image: columns ``seed``, ``key``,
+    ``diff`` (the input of :func:`crack_utils.stats.hierarchical_paired`)."""
+    joined = per_image_scores(results, a, seeds, metric, file).merge(
+        per_image_scores(results, b, seeds, metric, file), on=["seed", "key"], suffixes=("_a", "_b"))
+    return joined.assign(diff=joined["value_a"] - joined["value_b"])[["seed", "key", "diff"]]
+
+
+def compare_trainings(results, a: str, b: str, seeds, metric: str = "dice", file: str = "per_image.csv") -> dict:
+    """:func:`crack_utils.stats.hierarchical_paired` of ``a`` - ``b`` over ``seeds`` (trainings as the unit)."""
+    return hierarchical_paired(paired_differences(results, a, b, seeds, metric, file))
 
 
 def paired_comparisons(results, losses, seeds, reference: str = "distance", metric: str = "dice") -> pd.DataFrame:
-    """``reference`` against every other loss on per-image ``metric`` (averaged over seeds per image)."""
+    """``reference`` against every other loss on per-image ``metric``, paired by seed and image, with
+    trainings as the unit of evidence (:func:`crack_utils.stats.hierarchical_paired`: a two-level bootstrap
+    interval, the per-seed differences, how many seeds agree in sign, a t-test over seeds, and a verdict;
+    no interval or p-value with fewer than 3 seeds)."""
+    columns = ["comparison", "metric", *PAIRED_COLUMNS]
     if reference not in losses:
-        return pd.DataFrame(columns=["comparison", "metric", "mean_diff", "ci_low", "ci_high", "wilcoxon_p", "n_images"])
-    per_loss = {loss: per_image_means(results, loss, seeds, metric) for loss in losses}
-    rows = []
-    for other in losses:
-        if other == reference:
-            continue
-        joined = pd.concat([per_loss[reference], per_loss[other]], axis=1, keys=["a", "b"]).dropna()
-        rows.append({"comparison": f"{reference} - {other}", "metric": f"per-image {metric}",
-                     **paired_comparison(joined["a"], joined["b"])})
-    return pd.DataFrame(rows)
+        return pd.DataFrame(columns=columns)
+    rows = [{"comparison": f"{reference} - {other}", "metric": f"per-image {metric}",
+             **compare_trainings(results, reference, other, seeds, metric)}
+            for other in losses if other != reference]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def load_claims(results, losses, seeds, file: str = "claims.csv") -> pd.DataFrame:
@@ -97,8 +111,10 @@ def ablation_table(results, run_specs: dict, names, seeds, reference: str = "dic
 
     Columns: ``run``, ``loss``, ``setting``, ``alpha``, ``mode``, ``normalization``, ``n_seeds``, the pooled
     metrics (mean over seeds), the claim summaries (pooled over seeds; see :func:`summarize_claims`) and a
-    paired per-image comparison against ``reference`` on per-image Dice (``diff_vs_<reference>``, its
-    bootstrap interval and Wilcoxon p; empty for the reference itself or when it was not trained).
+    paired comparison against ``reference`` on per-image Dice, paired by seed and image with trainings as
+    the unit (``diff_vs_<reference>``, ``ci_low``, ``ci_high``, ``p_seeds``, ``seeds_agree``, ``per_seed``,
+    ``evidence``: see :func:`crack_utils.stats.hierarchical_paired`; no interval or p-value with fewer than
+    3 seeds; empty for the reference itself or when it was not trained).
     """
     rows = []
     for name in names:
@@ -113,17 +129,16 @@ def ablation_table(results, run_specs: dict, names, seeds, reference: str = "dic
                      "n_seeds": len(seeds), **summary})
     table = pd.DataFrame(rows)
     diff = f"diff_vs_{reference}"
-    for col in (diff, "ci_low", "ci_high", "wilcoxon_p"):
-        table[col] = np.nan
+    compared = {diff: "mean_diff", "ci_low": "ci_low", "ci_high": "ci_high", "p_seeds": "p_seeds",
+                "seeds_agree": "seeds_agree", "per_seed": "per_seed", "evidence": "evidence"}
+    for col in compared:
+        table[col] = np.nan if col in (diff, "ci_low", "ci_high", "p_seeds") else ""
     if reference in names:
-        base = per_image_means(results, reference, seeds)
         for i, name in enumerate(names):
-            if name == reference:
-                continue
-            joined = pd.concat([per_image_means(results, name, seeds), base], axis=1, keys=["a", "b"]).dropna()
-            result = paired_comparison(joined["a"], joined["b"])
-            table.loc[i, [diff, "ci_low", "ci_high", "wilcoxon_p"]] = [result["mean_diff"], result["ci_low"],
-                                                                       result["ci_high"], result["wilcoxon_p"]]
+            if name != reference:
+                result = compare_trainings(results, name, reference, seeds)
+                for col, key in compared.items():
+                    table.loc[i, col] = result[key]
     return table
 
 
@@ -271,16 +286,50 @@ def add_protocol(results) -> str:
     return protocol
 
 
+def regenerate_comparisons(results) -> list[Path]:
+    """Rewrite a committed study's comparison tables from its committed per-image CSVs, with the current
+    inference (:func:`paired_comparisons`, :func:`ablation_table`): ``paired_comparisons.csv`` and, when the
+    study has variants, ``ablation.csv`` — in the study folder and in ``05_report/`` where that exists.
+    Nothing is retrained or re-scored, and no notebook runs: for studies whose report notebook cannot rerun
+    from committed files (no predictions committed). Returns the files written."""
+    from crack_utils.config import trainings
+    from crack_utils.pipeline import run_specs
+
+    results = Path(results)
+    config = json.loads((results / "study_config.json").read_text())
+    losses, seeds = list(config["losses"]), list(config["seeds"])
+    tables = {"paired_comparisons.csv": paired_comparisons(results, losses, seeds, reference="distance")}
+    variants = list(config.get("variants") or {})
+    if variants and (results / "ablation.csv").is_file():
+        variant_seeds = sorted({t["seed"] for t in trainings(config) if t["name"] in variants})
+        tables["ablation.csv"] = ablation_table(results, run_specs(config), [*losses, *variants], variant_seeds)
+    written = []
+    for folder in (results, results / "05_report"):
+        if folder.is_dir():
+            for name, table in tables.items():
+                if folder == results or (folder / name).is_file():
+                    table.to_csv(folder / name, index=False)
+                    written.append(folder / name)
+    return written
+
+
 def main(argv=None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m crack_utils.report",
-                                     description="Add the protocol line to studies published before it existed.")
-    parser.add_argument("--add-protocol", nargs="+", metavar="RESULTS_DIR", required=True,
-                        help="study folders, e.g. results/compilation results/lodo_cfd")
+                                     description="Update committed studies without rerunning them.")
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--add-protocol", nargs="+", metavar="RESULTS_DIR",
+                      help="add the protocol line to studies published before it existed, e.g. results/lodo_cfd")
+    what.add_argument("--comparisons", nargs="+", metavar="RESULTS_DIR",
+                      help="rewrite paired_comparisons.csv and ablation.csv from the committed per-image CSVs "
+                           "(trainings as the unit of evidence)")
     args = parser.parse_args(argv)
-    for folder in args.add_protocol:
+    for folder in args.add_protocol or []:
         print(f"{folder}: {add_protocol(folder)}")
+    for folder in args.comparisons or []:
+        written = regenerate_comparisons(folder)
+        print(f"{folder}: wrote {', '.join(str(p.relative_to(folder)) for p in written)}")
     return 0
 
 

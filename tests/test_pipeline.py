@@ -64,7 +64,8 @@ def test_tiny_study_end_to_end():
         assert (out / name).is_file(), name
     paired = pd.read_csv(out / "paired_comparisons.csv")
     assert paired.comparison.tolist() == ["distance - bce", "distance - dice"]
-    assert {"mean_diff", "ci_low", "ci_high", "wilcoxon_p"} <= set(paired.columns)
+    assert {"mean_diff", "ci_low", "ci_high", "p_seeds", "seeds_agree", "per_seed", "evidence"} <= set(paired.columns)
+    assert (paired.evidence == "one training").all() and paired.p_seeds.isna().all()  # tiny.yaml: one seed
     claims = pd.read_csv(out / "claims_summary.csv")
     assert claims.loss.tolist() == ["bce", "dice", "distance"] and claims.cldice_mean.between(0, 1).all()
     assert {"fp_far_5px", "betti0_error", "cldice", "tol_f1"} <= set(

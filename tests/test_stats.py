@@ -14,18 +14,64 @@ def test_seed_summary():
         stats.seed_summary([])
 
 
-def test_paired_comparison_detects_a_shift_and_not_noise():
-    rng = np.random.default_rng(0)
-    b = rng.random(200)
-    shifted = stats.paired_comparison(b + 0.05 + rng.normal(0, 0.01, 200), b)
-    assert shifted["ci_low"] > 0 and shifted["wilcoxon_p"] < 1e-6
-    assert shifted["mean_diff"] == pytest.approx(0.05, abs=0.005)
-    same = stats.paired_comparison(b, b)
-    assert same["mean_diff"] == 0 and same["wilcoxon_p"] == 1.0
-    noise = stats.paired_comparison(b + rng.normal(0, 0.01, 200), b)
-    assert noise["ci_low"] < 0 < noise["ci_high"]
-    with pytest.raises(ValueError):
-        stats.paired_comparison([1, 2], [1])
+def _study(per_seed_shift, n_images=400, noise=0.01, seed=0):
+    """Paired differences of a simulated study: per seed, images scatter by ``noise`` around that seed's shift."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    return pd.concat([pd.DataFrame({"seed": s, "key": np.arange(n_images), "diff": shift + rng.normal(0, noise, n_images)})
+                      for s, shift in enumerate(per_seed_shift)], ignore_index=True)
+
+
+def test_images_that_say_p_below_1e_10_but_seeds_that_disagree_are_not_supported():
+    from scipy import stats as sps
+
+    diffs = _study([+0.012, -0.014, -0.027])  # the compilation study's Distance - BCE per seed
+    pooled_images = diffs.groupby("key")["diff"].mean()
+    assert sps.wilcoxon(pooled_images).pvalue < 1e-10  # what an image-level test would have claimed
+    result = stats.hierarchical_paired(diffs)
+    assert result["evidence"] == "not supported" and result["seeds_agree"] == "2 of 3"
+    assert result["ci_low"] < 0 < result["ci_high"] and result["p_seeds"] > 0.05
+    per_seed = [float(d) for d in result["per_seed"].split()]
+    assert per_seed == pytest.approx([0.012, -0.014, -0.027], abs=0.002)  # the image noise averages out per seed
+
+
+def test_every_seed_agreeing_is_supported_and_the_interval_covers_the_seed_spread():
+    diffs = _study([-0.050, -0.030, -0.003, -0.045, -0.009], noise=0.05)  # seeds/ Distance - BCE
+    result = stats.hierarchical_paired(diffs)
+    assert result["evidence"] == "supported" and result["seeds_agree"] == "5 of 5" and result["n_seeds"] == 5
+    assert result["mean_diff"] == pytest.approx(-0.0274, abs=0.003)
+    assert result["ci_high"] < 0 and result["p_seeds"] < 0.05
+    # wider than an interval over images alone: the spread between trainings counts
+    assert result["ci_high"] - result["ci_low"] > 0.02
+
+
+def test_hierarchical_paired_by_hand_on_a_tiny_table():
+    import pandas as pd
+
+    diffs = pd.DataFrame({"seed": [0, 0, 1, 1, 2, 2], "key": ["a", "b"] * 3, "diff": [0.1, 0.3, 0.2, 0.2, 0.0, 0.2]})
+    result = stats.hierarchical_paired(diffs, n_boot=4000)
+    # per-seed means 0.2, 0.2, 0.1 -> mean 0.5/3; t = mean / (sd / sqrt 3) with sd = sqrt(1/300)
+    assert result["per_seed"] == "+0.2000 +0.2000 +0.1000" and result["mean_diff"] == pytest.approx(0.5 / 3)
+    t = (0.5 / 3) / (np.sqrt(1 / 300) / np.sqrt(3))
+    from scipy import stats as sps
+
+    assert result["p_seeds"] == pytest.approx(2 * sps.t.sf(t, 2))
+    # every bootstrap mean lies between the smallest and largest possible resample means (0.0 and 0.3)
+    assert 0.0 <= result["ci_low"] < result["mean_diff"] < result["ci_high"] <= 0.3
+    assert result["n_images"] == 2 and result["seeds_agree"] == "3 of 3"
+
+
+def test_fewer_than_three_seeds_give_no_interval_and_no_p_value():
+    one = stats.hierarchical_paired(_study([-0.05]))
+    assert one["evidence"] == "one training" and one["n_seeds"] == 1 and one["seeds_agree"] == "1 of 1"
+    assert np.isnan(one["ci_low"]) and np.isnan(one["ci_high"]) and np.isnan(one["p_seeds"])
+    two = stats.hierarchical_paired(_study([-0.05, -0.04]))
+    assert two["evidence"] == "2 trainings" and np.isnan(two["p_seeds"])
+    with pytest.raises(ValueError, match="missing"):
+        stats.hierarchical_paired({"seed": [0], "diff": [0.1]})
+    with pytest.raises(ValueError, match="no paired"):
+        stats.hierarchical_paired({"seed": [], "key": [], "diff": []})
 
 
 def test_report_summaries(tmp_path):
@@ -42,6 +88,8 @@ def test_report_summaries(tmp_path):
                           "betti0_error": [1, 0], "cldice": [0.5, 1.0], "tol_f1": [0.6, 1.0]}).to_csv(folder / "claims.csv", index=False)
     paired = report.paired_comparisons(tmp_path, ["dice", "distance"], [0, 1])
     assert paired.comparison.tolist() == ["distance - dice"] and paired.mean_diff.iloc[0] == pytest.approx(0.1)
+    assert paired.evidence.iloc[0] == "2 trainings" and np.isnan(paired.p_seeds.iloc[0])  # two seeds: no p-value
+    assert paired.per_seed.iloc[0] == "+0.1000 +0.1000" and paired.seeds_agree.iloc[0] == "2 of 2"
     rows = report.load_claims(tmp_path, ["dice", "distance"], [0, 1])
     summary = report.summarize_claims(rows).set_index("loss")
     assert summary.loc["dice", "fp_far_5px_share"] == pytest.approx(0.4)
@@ -93,6 +141,8 @@ def test_ablation_table_and_alpha_curve(tmp_path):
                       "betti0_error": [1, 0], "cldice": [0.5, 1.0], "tol_f1": [0.6, 1.0]}).to_csv(folder / "claims.csv", index=False)
     table = report.ablation_table(tmp_path, specs, list(specs), [0])
     assert table.run.tolist() == list(specs) and np.isnan(table.diff_vs_dice.iloc[0])
+    assert table.evidence.tolist() == ["", "one training", "one training", "one training"]
+    assert table.p_seeds.isna().all() and table.ci_low.isna().all()  # one seed: no inference
     assert table.set_index("run").diff_vs_dice.tolist()[1:] == pytest.approx([0.01, 0.02, 0.03])
     assert table.set_index("run").loc["diag", "setting"] == "distance: alpha=4.0, mode=soft; normalization=diagonal"
     assert table.fp_far_5px_share.tolist() == pytest.approx([0.0, 0.1, 0.2, 0.3])
