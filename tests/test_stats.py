@@ -149,3 +149,29 @@ def test_ablation_table_and_alpha_curve(tmp_path):
     curve = report.alpha_curve(table)
     assert curve.run.tolist() == ["dice", "a2", "distance"] and curve.alpha.tolist() == [1.0, 2.0, 4.0]
     figures.alpha_curve(curve, table.iloc[0])
+
+
+def test_regenerating_a_committed_studys_comparisons_from_its_csvs(tmp_path):
+    """python -m crack_utils.report --comparisons: paired_comparisons.csv from the per-image CSVs alone."""
+    import json
+
+    import pandas as pd
+
+    from crack_utils import report
+
+    rng = np.random.default_rng(1)
+    base = rng.random(50)
+    for loss, shift in (("dice", 0.0), ("distance", -0.05)):
+        for seed in (0, 1, 2):
+            folder = tmp_path / "04_evaluate" / f"{loss}-seed{seed}"
+            folder.mkdir(parents=True)
+            pd.DataFrame({"key": [f"k{i}" for i in range(50)],
+                          "dice": base + shift + rng.normal(0, 0.01, 50) + 0.002 * seed}).to_csv(folder / "per_image.csv", index=False)
+    (tmp_path / "study_config.json").write_text(json.dumps({"losses": ["dice", "distance"], "seeds": [0, 1, 2]}))
+    (tmp_path / "paired_comparisons.csv").write_text("comparison,wilcoxon_p\nold,1e-11\n")
+    assert report.main(["--comparisons", str(tmp_path)]) == 0
+    table = pd.read_csv(tmp_path / "paired_comparisons.csv")
+    assert table.comparison.tolist() == ["distance - dice"] and "wilcoxon_p" not in table.columns
+    row = table.iloc[0]
+    assert row.evidence == "supported" and row.seeds_agree == "3 of 3" and row.n_seeds == 3
+    assert row.mean_diff == pytest.approx(-0.05, abs=0.005) and row.ci_high < 0
