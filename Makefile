@@ -50,7 +50,7 @@ test: install
 test-fast: install
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist load --maxschedchunk 1 -m "not notebooks"
 
-## Speed benchmark (prints name: value figures; uses results/compilation/01_data when present).
+## Speed benchmark (prints name: value figures; uses results/seeds/01_data when present).
 bench: install
 	$(PY) -m crack_utils.bench
 

@@ -218,7 +218,7 @@ def run(data_dir: str | None = None, steps: int = 4, batch_size: int = 25, size:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m crack_utils.bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--data", default="results/compilation/01_data",
+    parser.add_argument("--data", default="results/seeds/01_data",
                         help="prepared arrays of a study (falls back to synthetic pairs when absent)")
     parser.add_argument("--steps", type=int, default=4, help="timed training steps per figure")
     parser.add_argument("--batch-size", type=int, default=25)

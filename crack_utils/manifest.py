@@ -130,11 +130,14 @@ def save_manifest(manifest: pd.DataFrame, images, masks, out_dir: str | Path) ->
 
 
 def load_manifest(data_dir: str | Path) -> pd.DataFrame:
-    """Read ``manifest.csv`` written by the data notebook (01)."""
+    """Read ``manifest.csv`` written by the data notebook (01), or its committed ``manifest.csv.xz``
+    (:mod:`crack_utils.study.committed`)."""
+    from crack_utils.study.committed import table_path
+
     path = Path(data_dir) / "manifest.csv"
-    if not path.is_file():
+    if not table_path(path).is_file():
         raise FileNotFoundError(f"{path} not found; run the data notebook (01) for this study first")
-    return pd.read_csv(path, dtype={"id": str, "key": str, "source_group": str}, keep_default_na=False,
+    return pd.read_csv(table_path(path), dtype={"id": str, "key": str, "source_group": str}, keep_default_na=False,
                        na_values={"darker_by": [""], "mean_width": [""], "width": [""], "height": [""],
                                   "crack_fraction": [""]})
 
@@ -156,8 +159,10 @@ def fingerprint(data_dir: str | Path) -> str:
     """MD5 of ``manifest.csv`` and ``prepared.npz``'s size: changes whenever the data notebook's output does."""
     import hashlib
 
+    from crack_utils.study.committed import table_bytes
+
     data_dir = Path(data_dir)
-    digest = hashlib.md5((data_dir / "manifest.csv").read_bytes())
+    digest = hashlib.md5(table_bytes(data_dir / "manifest.csv"))
     digest.update(str((data_dir / "prepared.npz").stat().st_size).encode())
     return digest.hexdigest()
 

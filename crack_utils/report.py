@@ -11,6 +11,7 @@ import numpy as np
 
 from crack_utils.metrics import METRICS
 from crack_utils.stats import PAIRED_COLUMNS, hierarchical_paired, seed_summary
+from crack_utils.study.committed import read_table
 from crack_utils.study.layout import REPORT_PAGE, evaluation_dir, train_dir
 
 
@@ -33,7 +34,7 @@ def seed_statistics(scores: pd.DataFrame) -> pd.DataFrame:
 def per_image_scores(results, name: str, seeds, metric: str = "dice", file: str = "per_image.csv") -> pd.DataFrame:
     """Per-image ``metric`` of one named training for each of ``seeds`` (notebook 04's ``per_image.csv``, or
     ``claims.csv`` for a claim metric): columns ``seed``, ``key``, ``value``."""
-    frames = [pd.read_csv(_evaluation_dir(results, name, s) / file, usecols=["key", metric])
+    frames = [read_table(_evaluation_dir(results, name, s) / file, usecols=["key", metric])
               .rename(columns={metric: "value"}).assign(seed=s) for s in seeds]
     return pd.concat(frames, ignore_index=True)[["seed", "key", "value"]]
 
@@ -68,7 +69,7 @@ def paired_comparisons(results, losses, seeds, reference: str = "distance", metr
 def load_claims(results, losses, seeds, file: str = "claims.csv") -> pd.DataFrame:
     """All per-image claim metrics (notebook 04's ``claims.csv``, or ``extra_claims.csv`` for the extra
     folder) with ``loss`` and ``seed`` columns."""
-    frames = [pd.read_csv(_evaluation_dir(results, loss, s) / file).assign(loss=loss, seed=s)
+    frames = [read_table(_evaluation_dir(results, loss, s) / file).assign(loss=loss, seed=s)
               for loss in losses for s in seeds]
     return pd.concat(frames, ignore_index=True)
 

@@ -10,6 +10,8 @@ up to date, executed (one process or a Dask cluster), watched and published.
 * :mod:`.notebook_run` — executing one run: papermill into an atomic run folder with its metadata;
 * :mod:`.lock` — one pipeline per study at a time;
 * :mod:`.budget` — fitting a study into a wall-time budget (the lent GPU's one call).
+* :mod:`.committed` — what the committed copy of a study keeps (compressed tables, notebooks without
+  figures) and the size limits of the tracked tree.
 
 :mod:`crack_utils.pipeline` is the command line on top (``python -m crack_utils.pipeline``).
 """

@@ -99,7 +99,9 @@ def training_images(data_dir: Path) -> int:
     """Images in the training split of a study's data stage (``manifest.csv``: split ``train``, prepared)."""
     import pandas as pd
 
-    manifest = pd.read_csv(Path(data_dir) / "manifest.csv")
+    from crack_utils.study.committed import read_table
+
+    manifest = read_table(Path(data_dir) / "manifest.csv")
     used = manifest[(manifest["split"] == "train") & manifest["prepared"].astype(bool)]
     if used.empty:
         raise ValueError(f"no prepared training images in {Path(data_dir) / 'manifest.csv'}")

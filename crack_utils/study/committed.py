@@ -1,0 +1,160 @@
+"""What the committed copy of a study keeps, so the repository stays small enough to carry (issue 26).
+
+A study run leaves everything on disk. Committing all of it would make the repository too large. Every
+device call carries the tracked tree, and a call carries at most 64 MiB. So, before results are committed,
+``python -m crack_utils.study.committed results/<study>`` (``make slim``) does three things:
+
+* **compresses the large per-run tables** (:data:`COMPRESSED_TABLES`: ``01_data/manifest.csv`` and each
+  evaluation's ``per_image.csv`` and ``claims.csv``) into ``<table>.xz`` beside them. The ``.xz`` copy is
+  committed and the plain one is git-ignored. :func:`read_table` reads either, plain first, so readers work
+  the same in a fresh clone and in a working study. xz, not gzip: 10x smaller on these CSVs;
+* **strips image outputs from the executed notebooks** of the study's run folders. Each figure is replaced
+  by a line that says where it went: the study's figures are PNG files beside them, and a rerun of the
+  notebook redraws the rest;
+* leaves the report's published files only at the study root. The copies in ``05_report/`` are git-ignored,
+  except what the report stage needs to count as up to date and to rerun (its executed notebook,
+  ``run_metadata.json`` and ``test_split.npz``). Also git-ignored: each training's ``training_curve.png``
+  (the study's ``training_curves.png`` and each ``history.csv`` hold the same), and the predictions of the
+  training-length budgets (``<loss>-epoch<k>-seed<s>``), which the report does not read.
+
+Nothing here changes a result or a run's fingerprint (:mod:`.freshness` hashes the source notebooks, not
+the executed ones). :data:`MAX_TRACKED_BYTES` and :data:`MAX_FILE_BYTES` are the limits a test holds the
+tracked tree to.
+"""
+from __future__ import annotations
+
+import argparse
+import lzma
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+#: Tables (globs relative to a study folder) committed as ``<table>.xz`` instead of plain CSV.
+COMPRESSED_TABLES = ("01_data/manifest.csv", "02_distance/distance_stats.csv", "04_evaluate/*/per_image.csv",
+                     "04_evaluate/*/claims.csv")
+XZ = ".xz"
+#: The tracked tree and any one tracked file must stay under these (a device call carries 64 MiB).
+MAX_TRACKED_BYTES = 24 * 2**20
+MAX_FILE_BYTES = 2 * 2**20
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/svg+xml", "image/gif")
+STRIPPED = ("[figure not kept in the committed copy of this notebook (crack_utils.study.committed); "
+            "the study's figures are PNG files in its results folder, and rerunning the notebook redraws it]")
+
+
+def table_path(path: str | Path) -> Path:
+    """``path`` when it exists, else its committed ``.xz`` copy when that exists, else ``path`` (so that
+    a caller's "not found" names the plain file)."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    packed = path.with_name(path.name + XZ)
+    return packed if packed.is_file() else path
+
+
+def table_exists(path: str | Path) -> bool:
+    return table_path(path).is_file()
+
+
+def read_table(path: str | Path, **kwargs) -> pd.DataFrame:
+    """``pd.read_csv`` of a table or of its committed ``.xz`` copy (:func:`table_path`)."""
+    return pd.read_csv(table_path(path), **kwargs)
+
+
+def table_bytes(path: str | Path) -> bytes:
+    """The plain CSV bytes of a table, decompressing the ``.xz`` copy when only that exists."""
+    found = table_path(path)
+    data = found.read_bytes()
+    return lzma.decompress(data) if found.name.endswith(XZ) else data
+
+
+def compress_tables(study: str | Path) -> list[Path]:
+    """Write ``<table>.xz`` beside each plain table of :data:`COMPRESSED_TABLES` in ``study`` whose
+    ``.xz`` copy is missing or holds other content; returns the copies written."""
+    written = []
+    for pattern in COMPRESSED_TABLES:
+        for plain in sorted(Path(study).glob(pattern)):
+            packed = plain.with_name(plain.name + XZ)
+            data = plain.read_bytes()
+            if packed.is_file() and lzma.decompress(packed.read_bytes()) == data:
+                continue
+            packed.write_bytes(lzma.compress(data, preset=9 | lzma.PRESET_EXTREME))
+            written.append(packed)
+    return written
+
+
+def strip_images(notebook: str | Path) -> int:
+    """Replace every image output of an executed notebook by :data:`STRIPPED` (text); returns how many
+    outputs changed. The file is rewritten only when something changed."""
+    import nbformat
+
+    nb = nbformat.read(str(notebook), as_version=4)
+    changed = 0
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if any(kind in data for kind in IMAGE_TYPES):
+                output["data"] = {"text/plain": STRIPPED}
+                output["metadata"] = {}
+                changed += 1
+    if changed:
+        nbformat.write(nb, str(notebook))
+    return changed
+
+
+def slim_study(study: str | Path) -> dict[str, int]:
+    """:func:`compress_tables` and :func:`strip_images` on every executed notebook of the study's run
+    folders; returns counts."""
+    study = Path(study)
+    tables = compress_tables(study)
+    figures = sum(strip_images(nb) for nb in sorted(study.glob("*/**/*.ipynb")) if ".tmp-" not in str(nb))
+    return {"tables": len(tables), "figures": figures}
+
+
+def tracked_sizes(repo: str | Path) -> pd.DataFrame:
+    """Every file git tracks in ``repo`` (working-tree bytes): columns ``path``, ``bytes``."""
+    names = subprocess.run(["git", "-C", str(repo), "ls-files", "-z"], check=True, capture_output=True).stdout
+    rows = []
+    for name in names.decode().split("\0"):
+        if name and (Path(repo) / name).is_file():
+            rows.append({"path": name, "bytes": (Path(repo) / name).stat().st_size})
+    return pd.DataFrame(rows, columns=["path", "bytes"])
+
+
+def size_report(repo: str | Path) -> tuple[str, bool]:
+    """Lines on the tracked tree's size per top folder and per study, and whether it is within the limits."""
+    sizes = tracked_sizes(repo)
+    total = int(sizes["bytes"].sum())
+    big = sizes[sizes["bytes"] > MAX_FILE_BYTES]
+    parts = sizes["path"].str.split("/")
+    sizes["where"] = [("/".join(p[:2]) if p[0] == "results" and len(p) > 2 else p[0]) for p in parts]
+    lines = [f"tracked tree: {total / 2**20:.1f} MiB in {len(sizes)} files (limit {MAX_TRACKED_BYTES / 2**20:.0f} MiB, "
+             f"{MAX_FILE_BYTES / 2**20:.0f} MiB per file)"]
+    for where, group in sizes.groupby("where")["bytes"].agg(["sum", "count"]).sort_values("sum", ascending=False).iterrows():
+        lines.append(f"  {where:<36} {group['sum'] / 2**20:6.2f} MiB  {group['count']:5d} files")
+    for row in big.itertuples(index=False):
+        lines.append(f"  OVER {MAX_FILE_BYTES / 2**20:.0f} MiB: {row.path} ({row.bytes / 2**20:.2f} MiB)")
+    return "\n".join(lines), total <= MAX_TRACKED_BYTES and big.empty
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m crack_utils.study.committed",
+                                     description="Slim studies before committing them; check the tracked tree's size.")
+    parser.add_argument("studies", nargs="*", help="study folders to slim, e.g. results/seeds")
+    parser.add_argument("--check", action="store_true", help="print the tracked tree's size; exit 1 over the limits")
+    args = parser.parse_args(argv)
+    for study in args.studies:
+        counts = slim_study(study)
+        print(f"{study}: {counts['tables']} table(s) compressed, {counts['figures']} figure(s) stripped")
+    if args.check or not args.studies:
+        from crack_utils.paths import repo_root
+
+        text, ok = size_report(repo_root())
+        print(text)
+        return 0 if ok else 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""The committed copy of a study (crack_utils.study.committed, issue 26): compressed tables read back like
+plain ones, notebooks without figures, and the tracked tree within what a device call carries."""
+import json
+
+import nbformat
+import numpy as np
+import pandas as pd
+import pytest
+
+from crack_utils import manifest as mf
+from crack_utils.paths import repo_root
+from crack_utils.study import committed
+
+
+def _study(tmp_path):
+    study = tmp_path / "s"
+    (study / "01_data").mkdir(parents=True)
+    (study / "04_evaluate" / "dice-seed0").mkdir(parents=True)
+    pd.DataFrame({"key": ["a/1", "a/2"], "id": ["1", "2"], "split": ["train", "test"]}).to_csv(
+        study / "01_data" / "manifest.csv", index=False)
+    (study / "01_data" / "prepared.npz").write_bytes(b"0" * 10)
+    pd.DataFrame({"key": ["a/2"], "dice": [0.5]}).to_csv(study / "04_evaluate" / "dice-seed0" / "per_image.csv", index=False)
+    return study
+
+
+def test_a_compressed_table_reads_back_like_the_plain_one(tmp_path):
+    study = _study(tmp_path)
+    before = mf.fingerprint(study / "01_data")
+    plain = mf.load_manifest(study / "01_data")
+    written = committed.compress_tables(study)
+    assert sorted(p.name for p in written) == ["manifest.csv.xz", "per_image.csv.xz"]
+    assert committed.compress_tables(study) == []  # up to date: nothing rewritten
+    (study / "01_data" / "manifest.csv").unlink()  # a fresh clone has only the .xz copy
+    (study / "04_evaluate" / "dice-seed0" / "per_image.csv").unlink()
+    pd.testing.assert_frame_equal(mf.load_manifest(study / "01_data"), plain)
+    assert mf.fingerprint(study / "01_data") == before  # the data fingerprint is of the content
+    from crack_utils import report
+
+    scores = report.per_image_scores(study, "dice", [0])
+    assert scores.to_dict("records") == [{"seed": 0, "key": "a/2", "value": 0.5}]
+    (study / "01_data" / "manifest.csv.xz").unlink()
+    with pytest.raises(FileNotFoundError, match="manifest.csv not found"):
+        mf.load_manifest(study / "01_data")
+
+
+def test_stripping_replaces_figures_and_keeps_text(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("plot()")
+    cell.outputs = [nbformat.v4.new_output("stream", text="epoch 1\n"),
+                    nbformat.v4.new_output("display_data", data={"image/png": "iVBORw0KGgo=", "text/plain": "<Figure>"})]
+    nb.cells = [cell]
+    path = tmp_path / "03_train" / "bce-seed0" / "03_train_model.ipynb"
+    path.parent.mkdir(parents=True)
+    nbformat.write(nb, str(path))
+    assert committed.slim_study(tmp_path) == {"tables": 0, "figures": 1}
+    outputs = nbformat.read(str(path), as_version=4).cells[0].outputs
+    assert outputs[0]["text"] == "epoch 1\n"
+    assert outputs[1]["data"] == {"text/plain": committed.STRIPPED}
+    assert committed.strip_images(path) == 0
+
+
+def test_the_tracked_tree_fits_a_device_call():
+    """Every device call carries the tracked tree (64 MiB at most, wheels and data parts included)."""
+    sizes = committed.tracked_sizes(repo_root())
+    assert len(sizes) > 100
+    text, ok = committed.size_report(repo_root())
+    assert ok, text
+    assert sizes["bytes"].max() <= committed.MAX_FILE_BYTES and sizes["bytes"].sum() <= committed.MAX_TRACKED_BYTES
+
+
+def test_committed_studies_are_slim_and_rerunnable_from_what_is_tracked():
+    """No committed study keeps a plain big table or a figure inside an executed notebook, and each report
+    run keeps what it needs to rerun (its notebook, metadata and the compact test split)."""
+    tracked = set(committed.tracked_sizes(repo_root())["path"])
+    for pattern in committed.COMPRESSED_TABLES:
+        name = pattern.rsplit("/", 1)[-1]
+        assert not [p for p in tracked if p.startswith("results/") and p.endswith("/" + name)], name
+    for path in sorted(p for p in tracked if p.startswith("results/") and p.endswith(".ipynb")):
+        text = (repo_root() / path).read_text(encoding="utf-8")
+        assert '"image/png"' not in text, f"{path} embeds a figure: run python -m crack_utils.study.committed"
+    for study in ("seeds", "convergence"):
+        for name in ("05_report/05_make_figures.ipynb", "05_report/run_metadata.json", "05_report/test_split.npz",
+                     "01_data/manifest.csv.xz", "table1.csv", "figure2.png"):
+            assert f"results/{study}/{name}" in tracked, (study, name)
