@@ -21,10 +21,12 @@
 * real data — where the six public datasets of the real-data studies come from, rebuilding them from their
   origins and checking a copy against the committed checksum list (``make real-data``, ``make
   verify-data``; not used by the notebooks): the :mod:`.realdata` sub-package;
+* tools — around the study, imported by no notebook: the :mod:`.tools` sub-package (what a device call
+  carries);
 * shared by all of them: :mod:`.paths` (paths relative to the repository), :mod:`.progress` (progress
   bars), :mod:`.run_metadata` (what produced a result).
 
-Only the study layer and the real-data tools are sub-packages. The other modules stay flat on purpose: the notebooks import them as
+Only the study layer, the real-data tools and the tools are sub-packages. The other modules stay flat on purpose: the notebooks import them as
 ``from crack_utils import losses, training, ...``, and every committed run's fingerprint includes its
 notebook's bytes (:mod:`.study.freshness`), so moving them would mark every committed study out of date and
 make a rerun retrain it (hours on a CPU) for a change of import paths alone.

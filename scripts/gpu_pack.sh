@@ -6,6 +6,8 @@
 #     is measured in results/README.md) with bit-packed masks, split into PART_MB pieces so that the data
 #     can travel in two calls when one call's 64 MiB does not hold it beside the working tree;
 #  3. .whl/: the wheels of requirements/gpu-wheels.txt for the machine's Python 3.12 (skipped with NO_WHEELS=1).
+#  4. the plan of the device calls that carry them (python -m crack_utils.tools.device_call): each call at
+#     most 60 MiB with the tracked tree, back to back while the machine stays warm; exits 1 if one cannot fit.
 # Usage: scripts/gpu_pack.sh [CONFIG]   (default configs/paper.yaml)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,3 +33,6 @@ if [ "${NO_WHEELS:-0}" != 1 ]; then
   done
   du -sh .whl
 fi
+# the device calls that carry it (crack_utils/tools/device_call.py): refuses, with the sizes, when a piece
+# cannot travel beside the tracked tree; otherwise prints the back-to-back calls to make
+if [ "${NO_WHEELS:-0}" != 1 ]; then $PY -m crack_utils.tools.device_call .gpu .whl; else $PY -m crack_utils.tools.device_call .gpu; fi
