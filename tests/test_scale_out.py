@@ -91,6 +91,50 @@ def test_study_on_a_local_dask_cluster_then_nothing_to_do(tmp_path):
     assert {k for k, v in _run_ids(out).items() if after[k] != v} == {"05_report"}
 
 
+@pytest.mark.notebooks(seconds=120)
+def test_a_study_grows_in_a_fresh_clone_without_retraining_what_it_holds(tmp_path):
+    """A study committed part way (a training per session) and continued from a clone, which has no
+    git-ignored outputs: no prepared arrays, no checkpoints, no generated images."""
+    config = _config(tmp_path, "tiny-grow", losses=("dice",), snapshot_epochs=[])
+    out = REPO / "results" / "tiny-grow"
+    first = _pipeline(config)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    ids = _run_ids(out)
+    history = (out / "03_train" / "dice-seed0" / "history.csv").read_text()
+
+    def as_in_a_fresh_clone():
+        (out / "01_data" / "prepared.npz").unlink()
+        shutil.rmtree(out / "checkpoints")
+        shutil.rmtree(out / "01_data" / "synthetic", ignore_errors=True)
+
+    as_in_a_fresh_clone()
+    same = _pipeline(config)  # nothing reads the missing files: nothing runs
+    assert same.returncode == 0 and "(0 runs executed, 5 up to date)" in same.stdout, same.stdout[-2000:]
+    assert _run_ids(out) == ids and not (out / "01_data" / "prepared.npz").exists()
+    # the study grows by a loss: its training needs the prepared arrays, so the data stage runs again and,
+    # with the same manifest, keeps its run (and run_id): the finished training is not retrained
+    text = yaml.safe_load(config.read_text())
+    text["losses"] = ["dice", "distance"]
+    config.write_text(yaml.safe_dump(text))
+    grown = _pipeline(config)
+    assert grown.returncode == 0, grown.stdout[-3000:] + grown.stderr[-3000:]
+    assert "01_data: restored its git-ignored outputs" in grown.stdout or "restored its git-ignored outputs" in grown.stdout
+    after = _run_ids(out)
+    for run in ("01_data", "02_distance", "03_train/dice-seed0", "04_evaluate/dice-seed0"):
+        assert after[run] == ids[run], run
+    assert {"03_train/distance-seed0", "04_evaluate/distance-seed0"} <= set(after) and after["05_report"] != ids["05_report"]
+    assert (out / "01_data" / "prepared.npz").is_file() and (out / "03_train" / "dice-seed0" / "history.csv").read_text() == history
+    # an evaluation forced again needs its training's weights: the training runs again and, with the same
+    # per-epoch history, is kept; only the evaluation and the report are new
+    as_in_a_fresh_clone()
+    forced = _pipeline(config, "--force", "evaluate")
+    assert forced.returncode == 0, forced.stdout[-3000:] + forced.stderr[-3000:]
+    again = _run_ids(out)
+    assert again["03_train/dice-seed0"] == after["03_train/dice-seed0"] and again["01_data"] == after["01_data"]
+    assert again["04_evaluate/dice-seed0"] != after["04_evaluate/dice-seed0"]
+    assert (out / "checkpoints" / "dice-seed0" / "best.pt").is_file()
+
+
 @pytest.mark.notebooks(seconds=80)
 def test_a_failing_run_stops_only_what_depends_on_it(tmp_path):
     config = _config(tmp_path, "tiny-dask-fault", losses=["dice"], snapshot_epochs=[1])

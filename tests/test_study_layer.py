@@ -195,7 +195,7 @@ def test_a_forced_training_starts_afresh_and_surprises_become_failures(tmp_path,
     (ckpt / "last.pt").write_text("old")
     seen = {}
 
-    def fake_execute(run, results, repo, kernel, progress=True, fingerprint=None):
+    def fake_execute(run, results, repo, kernel, progress=True, fingerprint=None, restore=False):
         seen["checkpoint_left"] = (ckpt / "last.pt").exists()
         raise RuntimeError("Kernel died before replying to kernel_info")
 

@@ -39,8 +39,10 @@ def thread_settings(threads: int) -> dict[str, str]:
 
 @dataclass
 class Outcome:
-    """How one run ended: ``status`` is ``"done"``, ``"skipped"`` (up to date), ``"failed"`` or
-    ``"blocked"`` (an upstream run failed); ``message`` says why for the last two."""
+    """How one run ended: ``status`` is ``"done"``, ``"skipped"`` (up to date), ``"restored"`` (executed
+    again only for its git-ignored outputs, with the committed result: kept, see
+    :func:`crack_utils.study.freshness.same_result`), ``"failed"`` or ``"blocked"`` (an upstream run
+    failed); ``message`` says why for the last two."""
     name: str
     status: str
     seconds: float = 0.0
@@ -48,7 +50,7 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        return self.status in ("done", "skipped")
+        return self.status in ("done", "skipped", "restored")
 
 
 def current_fingerprint(run: Run, results: Path, repo: Path) -> dict:
@@ -62,17 +64,25 @@ def current_fingerprint(run: Run, results: Path, repo: Path) -> dict:
     return freshness.fingerprint(freshness.notebook_digest(repo / run.notebook), run.parameters, upstream, inputs)
 
 
-def run_one(run: Run, results, repo, force: bool, progress: bool, *upstream: Outcome) -> Outcome:
+def run_one(run: Run, results, repo, force: bool, progress: bool, *upstream: Outcome,
+            outputs_needed: bool = True) -> Outcome:
     """Execute ``run`` unless it is up to date (and not ``force``d) or an upstream run failed. Never
-    raises for a failing notebook (see the module docstring); Ctrl-C still propagates."""
+    raises for a failing notebook (see the module docstring); Ctrl-C still propagates.
+
+    ``outputs_needed``: whether a run that reads this run's git-ignored outputs (:func:`required_outputs`)
+    has to execute (:func:`needed_outputs`); if not, a finished run with the current fingerprint is up to
+    date without them. A run executed only to restore them keeps its committed folder and ``run_id`` when
+    the result is the same (status ``"restored"``)."""
     results, repo = Path(results), Path(repo)
     failed = [o.name for o in upstream if not o.ok]
     if failed:
         return Outcome(run.name, "blocked", message=f"not run: it needs {', '.join(failed)}, which did not finish")
     current = current_fingerprint(run, results, repo)
-    if not force and freshness.is_up_to_date(results / run.name, Path(run.notebook).name, current,
-                                             required_outputs(run, results, repo)):
+    folder, notebook = results / run.name, Path(run.notebook).name
+    required = required_outputs(run, results, repo) if outputs_needed else []
+    if not force and freshness.is_up_to_date(folder, notebook, current, required):
         return Outcome(run.name, "skipped")
+    restoring = not force and freshness.is_complete_with(folder, notebook, current)
     if force and run.stage == "train":  # a forced training is retrained, not resumed from its checkpoint
         import shutil
 
@@ -80,22 +90,51 @@ def run_one(run: Run, results, repo, force: bool, progress: bool, *upstream: Out
     _share_cores_on_a_cluster_worker()
     t0 = time.perf_counter()
     try:
-        execute(run, results, repo, kernel_name(), progress=progress, fingerprint=current)
+        kept = execute(run, results, repo, kernel_name(), progress=progress, fingerprint=current, restore=restoring)
     except StudyError as err:
         return Outcome(run.name, "failed", time.perf_counter() - t0, str(err))
     except Exception as err:  # never let one run's surprise stop the others
         return Outcome(run.name, "failed", time.perf_counter() - t0, f"{type(err).__name__}: {err}")
-    return Outcome(run.name, "done", time.perf_counter() - t0)
+    return Outcome(run.name, "restored" if kept else "done", time.perf_counter() - t0)
 
 
 def required_outputs(run: Run, results: Path, repo: Path) -> list[Path]:
-    """Git-ignored files (absent in a fresh clone) that a finished run must have left for it to count as up
-    to date: the prepared arrays of the data stage, a training's best weights."""
+    """Git-ignored files (absent in a fresh clone) that a finished run leaves for the runs that read them:
+    the prepared arrays of the data stage, a training's best weights."""
     if run.stage == "data":
         return [Path(results) / run.name / layout.PREPARED_ARRAYS]
     if run.stage == "train":
         return [Path(repo) / run.parameters["CHECKPOINT_DIR"] / "best.pt"]
     return []
+
+
+#: Which stages read the git-ignored outputs of which (the report reads the prepared arrays only when its
+#: compact test split is missing).
+READERS = {"data": ("distance", "train", "evaluate", "report"), "train": ("evaluate",)}
+
+
+def _reads_outputs(reader: Run, upstream: Run, results: Path) -> bool:
+    if reader.stage not in READERS.get(upstream.stage, ()):
+        return False
+    return reader.stage != "report" or not (Path(results) / reader.name / layout.COMPACT_TEST_SPLIT).is_file()
+
+
+def needed_outputs(runs: list[Run], results: Path, repo: Path, force=None) -> set[str]:
+    """Names of the runs whose git-ignored outputs (:func:`required_outputs`) are needed: a run that reads
+    them will execute — forced, not finished with its current fingerprint, or itself restoring its outputs
+    for a reader. Decided from the disk before anything runs (in reverse plan order: readers come later)."""
+    results, repo = Path(results), Path(repo)
+    needed: set[str] = set()
+    executes: dict[str, bool] = {}
+    for run in reversed(runs):
+        readers = [r for r in runs if run.name in r.deps and _reads_outputs(r, run, results)]
+        if any(executes.get(r.name, False) for r in readers):
+            needed.add(run.name)
+        complete = freshness.is_complete_with(results / run.name, Path(run.notebook).name,
+                                              current_fingerprint(run, results, repo))
+        missing = not all(p.exists() for p in required_outputs(run, results, repo))
+        executes[run.name] = forced(run, force) or not complete or (missing and run.name in needed)
+    return needed
 
 
 def _share_cores_on_a_cluster_worker() -> None:
@@ -127,6 +166,9 @@ def _note(outcome: Outcome, results: Path, index: int, total: int, started: bool
             f"      FAILED — {outcome.message.splitlines()[0]}"
     if outcome.status == "skipped":
         return f"[{index}/{total}] {where}: up to date, skipped"
+    if outcome.status == "restored":
+        return (f"{'      ' if started else f'[{index}/{total}] {where}: '}restored its git-ignored outputs in "
+                f"{outcome.seconds:.0f} s (the same result as committed: the run is kept)")
     if outcome.status == "done":
         return f"[{index}/{total}] {where}: done in {outcome.seconds:.0f} s"
     return f"[{index}/{total}] {where}: {outcome.status.upper()} — {outcome.message.splitlines()[0]}"
@@ -139,14 +181,16 @@ def run_in_process(runs: list[Run], results: Path, repo: Path, force=None, progr
     ``after(outcome)`` is called as each run ends."""
     finished = {} if finished is None else finished
     outcomes: dict[str, Outcome] = {}
+    needed = needed_outputs(runs, results, repo, force)
     for index, run in enumerate(runs, 1):
         upstream = [outcomes[d] for d in run.deps if d in outcomes]
+        required = required_outputs(run, results, repo) if run.name in needed else []
         started = all(o.ok for o in upstream) and (forced(run, force) or not freshness.is_up_to_date(
-            results / run.name, Path(run.notebook).name, current_fingerprint(run, results, repo),
-            required_outputs(run, results, repo)))
+            results / run.name, Path(run.notebook).name, current_fingerprint(run, results, repo), required))
         if started:
             report(f"[{index}/{len(runs)}] {run.notebook} -> {results.name}/{run.name}")
-        outcome = run_one(run, results, repo, forced(run, force), progress, *upstream)
+        outcome = run_one(run, results, repo, forced(run, force), progress, *upstream,
+                          outputs_needed=run.name in needed)
         outcomes[run.name] = outcome
         finished[run.name] = outcome.status
         report(_note(outcome, results, index, len(runs), started))
@@ -246,12 +290,14 @@ def run_on_dask(client, runs: list[Run], results: Path, repo: Path, force=None, 
 
     finished = {} if finished is None else finished
     futures, names = {}, {}
+    needed = needed_outputs(runs, results, repo, force)
     for index, run in enumerate(runs):
         upstream = [futures[d] for d in run.deps if d in futures]
         # an explicit priority keeps the runs' order among those ready at once (trainings seed by seed, see
         # crack_utils.config.trainings): Dask's own FIFO priority is the same for everything submitted
         # within its fifo-timeout, and the whole graph is submitted in far less
         future = client.submit(run_one, run, str(results), str(repo), forced(run, force), False, *upstream,
+                               outputs_needed=run.name in needed,
                                key=f"{run.name}-{freshness.new_run_id()[:8]}", pure=False,
                                priority=len(runs) - index)
         futures[run.name], names[future.key] = future, run.name

@@ -14,7 +14,12 @@ and the fingerprint stored in its ``run_metadata.json`` equals the current one.
 * the contents of files a parameter names (the data stage's ``EXCLUSIONS_FILE``).
 
 A training also needs its checkpoints (``best.pt``) and the data stage its prepared arrays: git-ignored
-files, absent in a fresh clone, without which the run is not up to date either.
+files, absent in a fresh clone. They are needed only when a run that reads them has to execute (a new
+training reads the prepared arrays, a new evaluation a training's checkpoint): then the run is executed
+again to **restore** them, and when its result is the same as the committed one (:func:`same_result`: the
+same manifest, the same per-epoch history) the committed run folder and its ``run_id`` are kept and only the
+missing files are added, so nothing downstream of it reruns. A study committed part way (a training per
+session) thus grows in a fresh clone without retraining what it holds.
 
 Not part of the fingerprint: the contents of a data folder (``DATA_ROOT``, ``EXTRA_FOLDER``: rerun with
 ``--force data`` after changing the images), the code of ``crack_utils`` (a bug fix in a plotting helper must not retrain a
@@ -73,6 +78,36 @@ def run_id(folder: str | Path) -> str | None:
     """The ``run_id`` recorded in a finished run folder (None when missing: an older or incomplete run)."""
     meta = read_metadata(folder)
     return None if meta is None else meta.get("run_id")
+
+
+#: Per stage, the file whose content identifies a run's result (:func:`same_result`).
+IDENTITY = {"data": "manifest.csv", "train": "history.csv"}
+#: Columns of the identity file that vary between identical executions (wall-clock times).
+TIMING_COLUMNS = ("seconds", "epoch_seconds")
+
+
+def same_result(stage: str, old: str | Path, new: str | Path) -> bool:
+    """Whether a re-execution in ``new`` produced the result committed in ``old``: the stage's
+    :data:`IDENTITY` file has the same content (its committed ``.xz`` copy counts; timing columns are
+    ignored). False for stages without one or when a file is missing."""
+    import io
+
+    import pandas as pd
+
+    from crack_utils.study.committed import table_bytes, table_exists
+
+    name = IDENTITY.get(stage)
+    if name is None or not (table_exists(Path(old) / name) and table_exists(Path(new) / name)):
+        return False
+    a, b = (pd.read_csv(io.BytesIO(table_bytes(Path(folder) / name))) for folder in (old, new))
+    a, b = (t.drop(columns=[c for c in TIMING_COLUMNS if c in t.columns]) for t in (a, b))
+    return a.shape == b.shape and list(a.columns) == list(b.columns) and a.equals(b)
+
+
+def is_complete_with(folder: str | Path, notebook_name: str, current: dict) -> bool:
+    """Whether ``folder`` holds a finished run (executed ``notebook_name`` and metadata) with the
+    fingerprint ``current``, git-ignored outputs aside."""
+    return is_up_to_date(folder, notebook_name, current, ())
 
 
 def is_up_to_date(folder: str | Path, notebook_name: str, current: dict, required=()) -> bool:

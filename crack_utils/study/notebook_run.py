@@ -101,9 +101,15 @@ def check_writable(folder: Path) -> None:
 
 
 def execute(run: Run, results: Path, repo: Path, kernel: str, progress: bool = True,
-            fingerprint: dict | None = None) -> Path:
-    """Execute one notebook run into ``results/<run.name>`` atomically; returns the final folder.
-    ``fingerprint`` (see :mod:`crack_utils.study.freshness`) is stored in its metadata."""
+            fingerprint: dict | None = None, restore: bool = False) -> bool:
+    """Execute one notebook run into ``results/<run.name>`` atomically. ``fingerprint`` (see
+    :mod:`crack_utils.study.freshness`) is stored in its metadata.
+
+    ``restore``: the run is executed again only because its git-ignored outputs are missing (its folder
+    holds a finished run with this fingerprint). When the new result is the same
+    (:func:`crack_utils.study.freshness.same_result`), the committed folder is kept — its ``run_id``, so
+    nothing downstream reruns — and only the files it lacks are added from the new execution. Returns True
+    when the committed folder was kept, False when the new execution replaced it."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -151,6 +157,14 @@ def execute(run: Run, results: Path, repo: Path, kernel: str, progress: bool = T
             f"what was written is in {failed.relative_to(repo)}. Rerun to continue (a training resumes from its "
             "last checkpoint).") from None
     wall = time.perf_counter() - t0
+    if restore and final.is_dir() and freshness.same_result(run.stage, final, tmp):
+        for path in sorted(tmp.rglob("*")):  # add what the committed folder lacks; replace nothing
+            target = final / path.relative_to(tmp)
+            if path.is_file() and not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(str(path), str(target))
+        shutil.rmtree(tmp, ignore_errors=True)
+        return True
     _relative_papermill_paths(executed, repo, run.notebook, final)
     render_html(executed, executed.with_suffix(".html"))
     metadata = run_metadata.collect({"notebook": run.notebook, **parameters}, wall, started, repo)
@@ -166,4 +180,4 @@ def execute(run: Run, results: Path, repo: Path, kernel: str, progress: bool = T
         shutil.rmtree(final)
     tmp.rename(final)
     shutil.rmtree(failed, ignore_errors=True)
-    return final
+    return False
