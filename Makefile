@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 CONFIG ?= configs/default.yaml
 
-.PHONY: install reproduce report lodo test test-fast bench lab lock verify-data real-data
+.PHONY: install reproduce report lodo test test-fast bench lab lock verify-data real-data slim
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ report: install
 ## 2 CPU cores), then notebook 06's summary in results/lodo/.
 lodo: install
 	$(PY) -m crack_utils.generalization --configs configs/lodo_*.yaml
+
+## Before committing results: compress big per-run tables, strip figures from executed notebooks, and
+## check that the tracked tree stays under 24 MiB (crack_utils/study/committed.py).
+slim: install
+	$(PY) -m crack_utils.study.committed $(wildcard results/*/) --check
 
 ## Check a copy of the six real datasets file by file against data/real_data_sha256.csv.gz (data/README.md).
 DATA ?= ../shared/data

@@ -130,8 +130,11 @@ def needed_outputs(runs: list[Run], results: Path, repo: Path, force=None) -> se
         readers = [r for r in runs if run.name in r.deps and _reads_outputs(r, run, results)]
         if any(executes.get(r.name, False) for r in readers):
             needed.add(run.name)
-        complete = freshness.is_complete_with(results / run.name, Path(run.notebook).name,
-                                              current_fingerprint(run, results, repo))
+        try:
+            complete = freshness.is_complete_with(results / run.name, Path(run.notebook).name,
+                                                  current_fingerprint(run, results, repo))
+        except OSError:  # cannot tell (its notebook is not there): as if it executes, so its inputs are kept
+            complete = False
         missing = not all(p.exists() for p in required_outputs(run, results, repo))
         executes[run.name] = forced(run, force) or not complete or (missing and run.name in needed)
     return needed
