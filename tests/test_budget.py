@@ -99,7 +99,7 @@ def test_aggregate_throughput_spans_the_first_start_to_the_last_end():
 _STARTED: list[str] = []  # the runs, in the order a Dask worker (in this process) starts them
 
 
-def _record_start(run, results, repo, force, progress, *upstream):
+def _record_start(run, results, repo, force, progress, *upstream, outputs_needed=True):
     import time
 
     from crack_utils.study import executor

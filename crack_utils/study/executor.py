@@ -133,10 +133,10 @@ def needed_outputs(runs: list[Run], results: Path, repo: Path, force=None) -> se
         try:
             complete = freshness.is_complete_with(results / run.name, Path(run.notebook).name,
                                                   current_fingerprint(run, results, repo))
-        except OSError:  # cannot tell (its notebook is not there): as if it executes, so its inputs are kept
+        except (OSError, KeyError):  # cannot tell (no notebook, a run made by hand): as if it executes
             complete = False
-        missing = not all(p.exists() for p in required_outputs(run, results, repo))
-        executes[run.name] = forced(run, force) or not complete or (missing and run.name in needed)
+        executes[run.name] = forced(run, force) or not complete or (
+            run.name in needed and not all(p.exists() for p in required_outputs(run, results, repo)))
     return needed
 
 
