@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 CONFIG ?= configs/default.yaml
 
-.PHONY: install reproduce report lodo test test-fast bench lab lock verify-data real-data slim
+.PHONY: install reproduce report overview lodo test test-fast bench lab lock verify-data real-data slim
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ reproduce: install
 ## HTML pages of every executed notebook of the committed studies (not committed: rendered on demand).
 report: install
 	$(PY) -m crack_utils.study.publishing results/*/
+
+## results/index.html, the page a reader opens first: Table 1, Figure 2 and a verdict per claim of the paper,
+## built from the committed studies alone (no data, no checkpoints).
+overview: install
+	$(PY) -m crack_utils.overview
 
 ## Leave-one-dataset-out: the six configs/lodo_*.yaml studies (needs ../shared/data; about 60 min on
 ## 2 CPU cores), then notebook 06's summary in results/lodo/.

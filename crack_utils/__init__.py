@@ -13,7 +13,8 @@
   :mod:`.concurrency`, :mod:`.isa_check`;
 * reporting — Table 1, Figure 2 and the summaries beyond them (notebooks 05-06):
   :mod:`.report`, :mod:`.report_inputs`, :mod:`.tables`, :mod:`.stats`, :mod:`.figures`,
-  :mod:`.training_length`, :mod:`.generalization`;
+  :mod:`.training_length`, :mod:`.generalization`, :mod:`.overview` (``results/index.html``, the page a reader
+  opens first);
 * study — configs and running the notebooks as a study: :mod:`.config`, :mod:`.config_schema`,
   :mod:`.pipeline` (the command line), the :mod:`.study` sub-package (layout, freshness, executor,
   watch, publishing, budget, lock, notebook runs), :mod:`.notebook_params`, :mod:`.quiet_kernel`,

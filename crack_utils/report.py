@@ -31,12 +31,21 @@ def seed_statistics(scores: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+#: Per-image ratios of two columns: the share of an image's false-positive pixels that lie > 20 px (> 5 px)
+#: from any crack (undefined, NaN, for an image without false positives).
+RATIOS = {"fp_far_20px_share": ("fp_far_20px", "fp_pixels"), "fp_far_5px_share": ("fp_far_5px", "fp_pixels")}
+
+
 def per_image_scores(results, name: str, seeds, metric: str = "dice", file: str = "per_image.csv") -> pd.DataFrame:
     """Per-image ``metric`` of one named training for each of ``seeds`` (notebook 04's ``per_image.csv``, or
-    ``claims.csv`` for a claim metric): columns ``seed``, ``key``, ``value``."""
-    frames = [read_table(_evaluation_dir(results, name, s) / file, usecols=["key", metric])
-              .rename(columns={metric: "value"}).assign(seed=s) for s in seeds]
-    return pd.concat(frames, ignore_index=True)[["seed", "key", "value"]]
+    ``claims.csv`` for a claim metric, or a ratio of :data:`RATIOS`): columns ``seed``, ``key``, ``value``."""
+    columns = list(RATIOS.get(metric, (metric,)))
+    frames = []
+    for s in seeds:
+        table = read_table(_evaluation_dir(results, name, s) / file, usecols=["key", *columns])
+        value = table[columns[0]] / table[columns[1]].where(table[columns[1]] > 0) if metric in RATIOS else table[metric]
+        frames.append(pd.DataFrame({"seed": s, "key": table["key"], "value": value}))
+    return pd.concat(frames, ignore_index=True)
 
 
 def paired_differences(results, a: str, b: str, seeds, metric: str = "dice", file: str = "per_image.csv") -> pd.DataFrame:

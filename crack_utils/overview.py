@@ -1,0 +1,284 @@
+"""The page a reader opens first: ``results/index.html``, built from the committed studies alone (no data,
+no checkpoints) by ``python -m crack_utils.overview`` (``make overview``).
+
+It shows, in order:
+
+* the headline Table 1, ours beside the paper's, from :data:`HEADLINE` (the best-evidenced protocol);
+* Figure 2 from real test images;
+* a verdict table with one row per claim of the paper (:data:`CLAIMS`). Each row gives the evidence with
+  trainings as the unit (:func:`crack_utils.report.compare_trainings`: effect, two-level bootstrap interval,
+  how many seeds agree) and one word:
+  * ``supported``: every comparison is significant over seeds, in the paper's direction;
+  * ``not supported``: the study has at least 3 seeds and some comparison is not;
+  * ``not tested``: fewer than 3 trainings, or no study at the current protocol;
+* the training-length curve, the peer losses, leave-one-dataset-out, and each study's protocol.
+
+Figures are linked as files beside the page (relative links), never embedded, and every link is checked to
+exist. The page is plain HTML with a little CSS.
+"""
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from crack_utils.paths import repo_root
+from crack_utils.report import compare_trainings
+from crack_utils.stats import MIN_SEEDS_FOR_INFERENCE
+
+#: The study of the headline Table 1, the Figure 2 and the verdicts: the one with the most trainings per loss
+#: at one protocol (5 seeds, one pass). To be replaced by ``converged`` once it has >= 3 seeds per loss.
+HEADLINE = "seeds"
+#: The losses as the paper names them.
+LOSS_NAMES = {"bce": "Binary cross-entropy", "dice": "Dice", "distance": "Distance-based (α = 4)"}
+VERDICTS = ("supported", "not supported", "not tested")
+PAGE = "index.html"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A claim of the paper tested on per-image scores: Distance-based against each of ``against``.
+    ``better``: ``"higher"`` or ``"lower"`` values are the paper's direction."""
+    key: str
+    claim: str
+    metric: str
+    file: str
+    better: str
+    measure: str
+    digits: int = 3
+
+
+CLAIMS = (
+    Claim("overlap", "Distance-based Loss beats BCE and Dice on overlap (Table 1: all five metrics)",
+          "dice", "per_image.csv", "higher", "per-image Dice"),
+    Claim("far_fp", "It penalizes false positives far from the cracks, so it predicts fewer of them",
+          "fp_far_20px", "claims.csv", "lower", "false-positive pixels > 20 px from any crack, per image", 1),
+    Claim("far_fp_share", "Its false positives lie near the cracks rather than far from them",
+          "fp_far_20px_share", "claims.csv", "lower",
+          "share of an image's false-positive pixels > 20 px from any crack (images with false positives)"),
+    Claim("continuity", "Its cracks are more continuous (fewer fragments)",
+          "betti0_error", "claims.csv", "lower", "|components predicted − true| (Betti-0 error), per image", 2),
+)
+
+
+def _fmt(x, digits=3) -> str:
+    return "–" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:+.{digits}f}"
+
+
+def claim_verdict(results: list[dict], better: str) -> str:
+    """One word for a claim from its comparisons (:func:`crack_utils.stats.hierarchical_paired` results of
+    Distance-based minus another loss): ``supported`` when every comparison is ``supported`` in the paper's
+    direction (``better``: ``"higher"`` or ``"lower"``), ``not tested`` when any rests on fewer than 3
+    trainings, else ``not supported``."""
+    if not results or any(r["n_seeds"] < MIN_SEEDS_FOR_INFERENCE for r in results):
+        return "not tested"
+    right_way = all(r["evidence"] == "supported" and (r["mean_diff"] > 0) == (better == "higher") for r in results)
+    return "supported" if right_way else "not supported"
+
+
+def evidence_text(name: str, result: dict, digits: int = 3) -> str:
+    """``Distance − Dice: −0.055 [−0.063, −0.046], 5 of 5 seeds, p = 0.0002`` (the interval and p only with
+    enough trainings)."""
+    text = f"Distance − {name}: {_fmt(result['mean_diff'], digits)}"
+    if result["n_seeds"] >= MIN_SEEDS_FOR_INFERENCE:
+        text += (f" [{_fmt(result['ci_low'], digits)}, {_fmt(result['ci_high'], digits)}], "
+                 f"{result['seeds_agree']} seeds agree, p = {result['p_seeds']:.2g}")
+    else:
+        text += f" ({result['evidence']})"
+    return text
+
+
+def study_config(results: Path, study: str) -> dict:
+    return json.loads((results / study / "study_config.json").read_text())
+
+
+def verdict_rows(results: Path, study: str = HEADLINE) -> pd.DataFrame:
+    """The verdict table: one row per claim (:data:`CLAIMS`, then generalization and α), columns
+    ``claim``, ``evidence``, ``study``, ``verdict``."""
+    config = study_config(results, study)
+    seeds = list(config["seeds"])
+    others = [l for l in ("dice", "bce") if l in config["losses"]]
+    rows = []
+    for claim in CLAIMS:
+        found = {o: compare_trainings(results / study, "distance", o, seeds, claim.metric, claim.file) for o in others}
+        digits = claim.digits
+        evidence = f"{claim.measure}, {claim.better} is better. " + "; ".join(
+            evidence_text(LOSS_NAMES[o].split(" (")[0], r, digits) for o, r in found.items())
+        rows.append({"claim": claim.claim, "evidence": evidence, "study": f"{study}/ ({len(seeds)} seeds)",
+                     "verdict": claim_verdict(list(found.values()), claim.better)})
+    rows.append(generalization_row(results))
+    rows.append({"claim": "α = 4 balances overlap and far false positives (the paper's choice)",
+                 "evidence": "Not at the current protocol: the α ablation (α = 1, 2, 4, 8, one seed each) was in "
+                             "compilation/, retired because it was trained with the augmentation seeding bug.",
+                 "study": "–", "verdict": "not tested"})
+    return pd.DataFrame(rows, columns=["claim", "evidence", "study", "verdict"])
+
+
+def generalization_row(results: Path) -> dict:
+    """The generalization claim from the leave-one-dataset-out summary (``results/lodo/``)."""
+    claim = "It generalizes better to datasets not seen in training"
+    path = results / "lodo" / "generalization_paired.csv"
+    if not path.is_file():
+        return {"claim": claim, "evidence": "no leave-one-dataset-out study committed", "study": "–", "verdict": "not tested"}
+    paired = pd.read_csv(path)
+    seeds = int(paired["n_seeds"].min())
+    parts = []
+    for comparison, group in paired.groupby("comparison", sort=False):
+        ahead = int((group["mean_diff"] > 0).sum())
+        parts.append(f"{comparison.replace('distance', 'Distance').replace(' - ', ' − ')} per-image Dice on the held-out "
+                     f"set: ahead on {ahead} of {len(group)} held-out datasets")
+    verdict = "not tested" if seeds < MIN_SEEDS_FOR_INFERENCE else "not supported"
+    return {"claim": claim, "evidence": "; ".join(parts) + f" — {seeds} training per held-out dataset, trained "
+            "before the augmentation fix (d201e37); to be regenerated with 3 seeds.",
+            "study": f"lodo_*/ ({len(paired['held_out'].unique())} × 3 losses × {seeds} seed)", "verdict": verdict}
+
+
+def headline_table(results: Path, study: str = HEADLINE) -> pd.DataFrame:
+    """Table 1 of ``study`` (pooled test scores, mean ± sd over seeds) beside the paper's numbers."""
+    table = pd.read_csv(results / study / "table1.csv")
+    table["ours"] = [f"{m:.3f} ± {s:.3f}" if not np.isnan(s) else f"{m:.3f}"
+                     for m, s in zip(table["ours_pooled"], table["ours_pooled_std"])]
+    wide = table.pivot(index="loss", columns="metric", values="ours")
+    paper = table.pivot(index="loss", columns="metric", values="paper")
+    metrics = [m for m in ("precision", "recall", "f1", "iou", "dice") if m in wide.columns]
+    out = pd.DataFrame({"loss": [LOSS_NAMES.get(l, l) for l in wide.index]})
+    for m in metrics:
+        out[f"{m} (ours)"] = wide[m].to_numpy()
+        out[f"{m} (paper)"] = [f"{v:.3f}" for v in paper[m].to_numpy()]
+    return out
+
+
+def _table(frame: pd.DataFrame, classes: str = "") -> str:
+    return frame.to_html(index=False, escape=True, border=0, classes=classes, na_rep="–")
+
+
+def _verdict_table(rows: pd.DataFrame) -> str:
+    body = "".join(
+        f"<tr><td>{html.escape(r.claim)}</td><td>{html.escape(r.evidence)}</td><td>{html.escape(r.study)}</td>"
+        f"<td class='v {r.verdict.replace(' ', '-')}'>{r.verdict}</td></tr>" for r in rows.itertuples(index=False))
+    return ("<table class='verdicts'><thead><tr><th>claim of the paper</th><th>evidence (trainings as the unit)</th>"
+            f"<th>study</th><th>verdict</th></tr></thead><tbody>{body}</tbody></table>")
+
+
+def _peers(results: Path) -> str:
+    path = results / HEADLINE / "ablation.csv"
+    if not path.is_file():
+        return "<p>No peer losses committed.</p>"
+    table = pd.read_csv(path)
+    keep = ["run", "n_seeds", "dice", "precision", "recall", "fp_far_20px_share", "betti0_error_mean",
+            "diff_vs_dice", "ci_low", "ci_high", "seeds_agree", "evidence"]
+    table = table[[c for c in keep if c in table.columns]].round(3)
+    return _table(table.astype(object).where(table.notna(), ""))
+
+
+def _lodo(results: Path) -> str:
+    path = results / "lodo" / "generalization.csv"
+    if not path.is_file():
+        return "<p>No leave-one-dataset-out study committed.</p>"
+    table = pd.read_csv(path)
+    wide = table.pivot_table(index="held_out", columns="loss", values="dice").round(3).reset_index()
+    return _table(wide)
+
+
+def _protocols(results: Path) -> str:
+    items = []
+    for folder in sorted(p for p in results.iterdir() if (p / "protocol.md").is_file()):
+        text = (folder / "protocol.md").read_text().strip()
+        link = f"<a href='{folder.name}/report.html'>{folder.name}/</a>" if (folder / "report.html").is_file() \
+            else f"{folder.name}/"
+        items.append(f"<li>{link}: {html.escape(text)}</li>")
+    return "<ul>" + "".join(items) + "</ul>"
+
+
+CSS = """body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;
+padding:0 1em;color:#222;line-height:1.45}h1{font-size:1.7em}h2{margin-top:1.8em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:.6em 0;font-size:.9em}th,td{border:1px solid #ccc;padding:.3em .5em;
+vertical-align:top;text-align:left}th{background:#f3f3f3}.v{font-weight:600;white-space:nowrap}
+.supported{background:#e3f4e1}.not-supported{background:#fbe3e1}.not-tested{background:#eee}
+img{max-width:100%;border:1px solid #ddd}.note{color:#555;font-size:.92em}"""
+
+
+def build_page(results: str | Path) -> str:
+    """The HTML of ``results/index.html`` (see the module docstring); raises FileNotFoundError naming a
+    linked file that does not exist."""
+    results = Path(results)
+    config = study_config(results, HEADLINE)
+    protocol = (results / HEADLINE / "protocol.md").read_text().strip()
+    links = []
+
+    def link(path: str, text: str | None = None) -> str:
+        links.append(path)
+        return f"<a href='{path}'>{html.escape(text or path)}</a>"
+
+    def image(path: str, alt: str) -> str:
+        links.append(path)
+        return f"<a href='{path}'><img src='{path}' alt='{html.escape(alt)}'></a>"
+
+    verdicts = verdict_rows(results)
+    parts = [
+        "<!doctype html><html lang='en'><meta charset='utf-8'><title>Distance-based Loss for crack segmentation: "
+        "the study</title>", f"<style>{CSS}</style><body>",
+        "<h1>Does the Distance-based Loss segment concrete cracks better than BCE and Dice?</h1>",
+        "<p>A reproduction of Özcan &amp; Schmiedecke (2024): a U-Net trained with binary cross-entropy, Dice and "
+        "their Distance-based Loss (α = 4) on six public crack datasets at 128 px, compared on precision, "
+        "recall, F1, IoU and Dice (their Table 1) and side by side (their Figure 2). Every comparison below "
+        "takes <b>trainings (seeds) as the unit of evidence</b>: the test images of one training say nothing "
+        "about the next training.</p>",
+        f"<h2>Table 1</h2><p class='note'>Study {link(HEADLINE + '/report.html', HEADLINE + '/')}: "
+        f"{html.escape(protocol)} Pooled over the {int(pd.read_csv(results / HEADLINE / 'table1.csv')['n_seeds'].iloc[0])} "
+        "seeds' test predictions of each training, mean ± sd over seeds; the paper's values beside ours (their "
+        "protocol: 50 epochs on a GPU).</p>",
+        _table(headline_table(results)),
+        "<h2>Figure 2</h2><p class='note'>Test images of the six datasets with their label and each loss's "
+        f"prediction (seed {config['seeds'][0]}); errors coloured in the second figure "
+        f"({link(HEADLINE + '/figure2_errors.png', 'figure2_errors.png')}).</p>",
+        image(f"{HEADLINE}/figure2.png", "Figure 2: test images, labels and predictions of the three losses"),
+        "<h2>The paper's claims</h2><p class='note'>Effect = Distance-based minus the other loss, mean over seeds "
+        "of each seed's mean over the test images; [95 % interval] of a two-level bootstrap (seeds, then images); "
+        "how many seeds share the sign; p of a t-test over the per-seed differences. "
+        "<b>supported</b>: significant over seeds in the paper's direction for every comparison; "
+        "<b>not supported</b>: tested with ≥ 3 seeds and not so; <b>not tested</b>: fewer than 3 trainings or no "
+        "study at the current protocol.</p>",
+        _verdict_table(verdicts),
+        "<h2>Training length</h2><p class='note'>One seed per loss, up to 10 passes with the paper's constant "
+        f"learning rate ({link('convergence/report.html', 'convergence/')}); the 3-seed study at convergence "
+        "(configs/converged.yaml) is growing.</p>",
+        image("convergence/training_length.png", "Test Dice against passes over the training split"),
+        f"<h2>Peer losses</h2><p class='note'>clDice, Skeleton Recall and clDice + BCE beside Table 1's losses, "
+        f"in {HEADLINE}/ (their seeds: n_seeds); the difference to Dice with trainings as the unit.</p>",
+        _peers(results),
+        "<h2>Leave one dataset out</h2><p class='note'>Test Dice on a dataset held out of training, one training "
+        f"per held-out set, trained before the augmentation fix ({link('lodo/report.html', 'lodo/')}).</p>",
+        _lodo(results), image("lodo/generalization.png", "Held-out Dice per loss and held-out dataset"),
+        "<h2>Each study's protocol</h2>", _protocols(results),
+        "<p class='note'>Built by <code>python -m crack_utils.overview</code> from the committed studies; "
+        "per-study commands and provenance: <a href='README.md'>results/README.md</a>.</p></body></html>",
+    ]
+    page = "\n".join(parts)
+    import re
+
+    for target in set(links) | set(re.findall(r"href='([^'#:]+)'", page)):
+        if not (results / target).exists():
+            raise FileNotFoundError(f"results/{PAGE} would link {target}, which does not exist under {results}")
+    return page
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m crack_utils.overview", description=__doc__.split("\n")[0])
+    parser.add_argument("--results", default=str(repo_root() / "results"), help="the folder of committed studies")
+    args = parser.parse_args(argv)
+    page = build_page(args.results)
+    out = Path(args.results) / PAGE
+    out.write_text(page, encoding="utf-8")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

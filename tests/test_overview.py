@@ -1,0 +1,61 @@
+"""results/index.html (crack_utils.overview, issue 24): verdicts with trainings as the unit, links that exist,
+and the committed page as the one command builds it."""
+import re
+
+import numpy as np
+import pytest
+
+from crack_utils import overview
+from crack_utils.paths import repo_root
+
+RESULTS = repo_root() / "results"
+
+
+def _result(mean, evidence="supported", n=5):
+    return {"mean_diff": mean, "evidence": evidence, "n_seeds": n, "ci_low": mean - 0.01, "ci_high": mean + 0.01,
+            "p_seeds": 0.01, "seeds_agree": f"{n} of {n}"}
+
+
+def test_a_claim_is_supported_only_when_every_comparison_is_in_the_papers_direction():
+    assert overview.claim_verdict([_result(0.05), _result(0.02)], "higher") == "supported"
+    assert overview.claim_verdict([_result(-0.05), _result(-0.02)], "higher") == "not supported"  # the other way
+    assert overview.claim_verdict([_result(0.05), _result(0.02, "not supported")], "higher") == "not supported"
+    assert overview.claim_verdict([_result(-0.3)], "lower") == "supported"
+    assert overview.claim_verdict([_result(0.05, "one training", n=1)], "higher") == "not tested"
+    assert overview.claim_verdict([], "higher") == "not tested"
+
+
+def test_evidence_names_interval_and_seeds_only_with_enough_trainings():
+    text = overview.evidence_text("Dice", _result(-0.055))
+    assert text == "Distance − Dice: -0.055 [-0.065, -0.045], 5 of 5 seeds agree, p = 0.01"
+    one = overview.evidence_text("Dice", {"mean_diff": 0.01, "n_seeds": 1, "evidence": "one training"})
+    assert one == "Distance − Dice: +0.010 (one training)" and "[" not in one
+
+
+def test_the_page_links_only_files_that_exist_and_has_every_claim():
+    page = overview.build_page(RESULTS)
+    targets = set(re.findall(r"(?:href|src)='([^'#:]+)'", page))
+    assert {"seeds/figure2.png", "convergence/training_length.png", "lodo/generalization.png"} <= targets
+    assert all((RESULTS / t).exists() for t in targets)
+    assert "data:image" not in page  # figures are files beside the page, not embedded
+    verdicts = re.findall(r"<td class='v [^']+'>([^<]+)</td>", page)
+    assert len(verdicts) == len(overview.CLAIMS) + 2 and set(verdicts) <= set(overview.VERDICTS)
+    for heading in ("Table 1", "Figure 2", "The paper's claims", "Training length", "Peer losses", "Leave one dataset out"):
+        assert f"<h2>{heading}" in page, heading
+
+
+def test_the_committed_page_is_what_the_command_builds():
+    committed = (RESULTS / overview.PAGE).read_text(encoding="utf-8")
+    assert committed == overview.build_page(RESULTS), "results/index.html is stale: run python -m crack_utils.overview"
+
+
+def test_a_missing_figure_is_named(tmp_path):
+    import shutil
+
+    for study in ("seeds", "convergence", "lodo"):
+        shutil.copytree(RESULTS / study, tmp_path / study, ignore=shutil.ignore_patterns("*.npz", "*.ipynb"))
+    (tmp_path / "README.md").write_text("x")
+    overview.build_page(tmp_path)
+    (tmp_path / "convergence" / "training_length.png").unlink()
+    with pytest.raises(FileNotFoundError, match="convergence/training_length.png"):
+        overview.build_page(tmp_path)
