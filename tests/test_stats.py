@@ -175,3 +175,24 @@ def test_regenerating_a_committed_studys_comparisons_from_its_csvs(tmp_path):
     row = table.iloc[0]
     assert row.evidence == "supported" and row.seeds_agree == "3 of 3" and row.n_seeds == 3
     assert row.mean_diff == pytest.approx(-0.05, abs=0.005) and row.ci_high < 0
+
+
+def test_the_plateau_rule_on_histories():
+    import pandas as pd
+
+    from crack_utils.training_length import plateau_status, plateau_table
+
+    rising = pd.DataFrame({"val_dice": [0.60, 0.70, 0.74, 0.75, 0.76, 0.770]})
+    flat = pd.DataFrame({"val_dice": [0.60, 0.70, 0.74, 0.760, 0.758, 0.763]})
+    assert not plateau_status(rising)["plateau"] and plateau_status(rising)["gain"] == pytest.approx(0.02)
+    assert plateau_status(flat)["plateau"] and plateau_status(flat)["gain"] == pytest.approx(0.003)
+    dip = pd.DataFrame({"val_dice": [0.6, 0.78, 0.70, 0.71]})  # below its best: no rise of the best
+    assert plateau_status(dip)["plateau"] and plateau_status(dip)["best"] == 0.78
+    assert not plateau_status(pd.DataFrame({"val_dice": [0.5, 0.6]}))["plateau"]  # too short to tell
+    # the committed constant-rate study, seed 0: BCE's best was reached at pass 7 (on its plateau by 10),
+    # Dice still rose 0.0053 from pass 8 to 10 (not on it)
+    from crack_utils.paths import repo_root
+
+    table = plateau_table(repo_root() / "results" / "convergence", ["bce", "dice", "distance"], [0]).set_index("loss")
+    assert table.loc["bce", "plateau"] and table.loc["distance", "plateau"] and not table.loc["dice", "plateau"]
+    assert table.loc["dice", "gain"] == pytest.approx(0.0054, abs=0.0002)
