@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prepare, on this machine, what the one-call GPU run carries (README "On a GPU"):
+# Prepare, on this machine, what the one-call GPU run carries (docs/gpu.md):
 #  1. the study's data stage, run here where ../shared/data is (results/<name>/01_data/; its small files
 #     travel with the working tree, the 490 MB prepared.npz does not);
 #  2. .gpu/data.npz.part-*: the prepared arrays, JPEG-encoded (QUALITY, default 80; its effect on the scores

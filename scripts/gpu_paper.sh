@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The one-call GPU run (README "On a GPU"): install the carried wheels, restore the carried data, benchmark one
+# The one-call GPU run (docs/gpu.md): install the carried wheels, restore the carried data, benchmark one
 # training and K trainings at once, run the study with several trainings per GPU, and leave the benchmarks,
 # the plan, the log and the study's results (no checkpoints, no arrays) in OUT: six files (a lent machine
 # returns at most eight); what the study needs to be read later (the config it ran, the plan, the measured

@@ -25,7 +25,7 @@ def share_cores_among_xdist_workers(environ=os.environ) -> int | None:
     worker it starts, which inherit its environment -- gets ``cores // workers`` torch/BLAS threads, unless the
     caller set ``OMP_NUM_THREADS``. Without it two workers run 2-thread kernels on 2 cores, and oversubscribed
     OpenMP pools spin against each other: a 2-epoch tiny training took 22 s instead of 4 s beside another
-    2-thread job (README, "Tests"). Tests that compare floats across processes still set their thread counts
+    2-thread job (docs/testing.md). Tests that compare floats across processes still set their thread counts
     explicitly (:func:`threads_env`). Returns the thread count set, or None where nothing was changed."""
     workers = int(environ.get("PYTEST_XDIST_WORKER_COUNT") or 0)
     if workers < 1 or "OMP_NUM_THREADS" in environ:

@@ -156,20 +156,21 @@ def test_watcher_reads_running_trainings_from_the_files(tmp_path):
 
 
 def test_readme_slurm_recipe_asks_one_gpu_and_one_run_per_job(monkeypatch):
-    # the copy-pasteable recipe in the README must build a cluster whose jobs each hold one GPU and run one
-    # notebook at a time (a worker with 8 threads would start 8 trainings on one GPU)
+    # the copy-pasteable recipe in docs/scale-out.md (moved there from the README) must build a cluster whose
+    # jobs each hold one GPU and run one notebook at a time (a worker with 8 threads would start 8 trainings on
+    # one GPU)
     import re
 
     from crack_utils.paths import repo_root
 
-    text = (repo_root() / "README.md").read_text()
+    text = (repo_root() / "docs" / "scale-out.md").read_text()
     recipe = re.search(r"```python\n(from dask_jobqueue import SLURMCluster.*?)```", text, re.S).group(1)
     submitted = {}
     import crack_utils.pipeline
 
     monkeypatch.setattr(crack_utils.pipeline, "run_study", lambda config, **kw: submitted.update(config=config, **kw))
     namespace: dict = {}
-    exec(compile(recipe.replace("cluster.adapt(", "(lambda **kw: None)("), "README", "exec"), namespace)
+    exec(compile(recipe.replace("cluster.adapt(", "(lambda **kw: None)("), "docs/scale-out.md", "exec"), namespace)
     cluster = namespace["cluster"]
     try:
         script = cluster.job_script()

@@ -92,12 +92,13 @@ def scan_and_check(root, datasets="all"):
     return scan, checked.set_index("id")
 
 
-# ---- the README's three layouts ---------------------------------------------------------------------------
+# ---- the three layouts of docs/own-data.md (moved there from the README) ----------------------------------
 def readme_examples():
-    """The YAML blocks of the README's "Real data" section that read a folder."""
-    text = (REPO / "README.md").read_text(encoding="utf-8")
-    section = text[text.index("### Real data"):]
-    section = section[:section.index("\n### ", 5)]
+    """The YAML blocks of the "Real data" page (docs/own-data.md, linked from the README) that read a folder."""
+    text = (REPO / "docs" / "own-data.md").read_text(encoding="utf-8")
+    section = text[text.index("# Real data"):]
+    end = section.find("\n## ")  # the page's title section only, up to its first sub-heading if it gets one
+    section = section if end < 0 else section[:end]
     blocks = re.findall(r"```yaml\n(.*?)```", section, flags=re.S)
     return [b for b in blocks if "source: folder" in b]
 
