@@ -203,9 +203,11 @@ def run_studies(config_paths, stages: list[str] | None = None, progress: bool = 
         if failures:
             raise StudyError(failure_summary(failures))
         done = sum(o.status == "done" for o in outcomes)
+        restored = sum(o.status == "restored" for o in outcomes)
         where = "; ".join(report_pointer(layout.study_dir(n), repo, stages is None or "report" in stages) for n in names)
-        print(f"{what} finished in {wall:.0f} s ({done} runs executed, {len(outcomes) - done} up to date); {where}",
-              flush=True)
+        print(f"{what} finished in {wall:.0f} s ({done} runs executed, "
+              + (f"{restored} executed again only to restore git-ignored outputs, " if restored else "")
+              + f"{len(outcomes) - done - restored} up to date); {where}", flush=True)
         return [repo / layout.study_dir(n) for n in names]
 
 

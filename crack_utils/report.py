@@ -51,8 +51,17 @@ def per_image_scores(results, name: str, seeds, metric: str = "dice", file: str 
 def paired_differences(results, a: str, b: str, seeds, metric: str = "dice", file: str = "per_image.csv") -> pd.DataFrame:
     """``a``'s per-image ``metric`` minus ``b``'s, paired by seed and image: columns ``seed``, ``key``,
     ``diff`` (the input of :func:`crack_utils.stats.hierarchical_paired`)."""
-    joined = per_image_scores(results, a, seeds, metric, file).merge(
-        per_image_scores(results, b, seeds, metric, file), on=["seed", "key"], suffixes=("_a", "_b"))
+    scores_a, scores_b = per_image_scores(results, a, seeds, metric, file), per_image_scores(results, b, seeds, metric, file)
+    joined = scores_a.merge(scores_b, on=["seed", "key"], suffixes=("_a", "_b"))
+    unpaired = sorted(set(seeds) - set(joined["seed"]))
+    if unpaired:
+        raise ValueError(f"{a} and {b} share no test image at seed(s) {unpaired} in {results}")
+    for seed in seeds:
+        keys_a = set(scores_a.loc[scores_a["seed"] == seed, "key"])
+        keys_b = set(scores_b.loc[scores_b["seed"] == seed, "key"])
+        if keys_a != keys_b:
+            raise ValueError(f"{a} and {b} scored different test images at seed {seed} in {results} "
+                             f"({len(keys_a ^ keys_b)} not in both): evaluations of different test splits")
     return joined.assign(diff=joined["value_a"] - joined["value_b"])[["seed", "key", "diff"]]
 
 

@@ -47,11 +47,13 @@ def hierarchical_paired(diffs, n_boot: int = 2000, seed: int = 0, alpha: float =
       every seed scores the same images);
     * ``per_seed``: those per-seed differences, and ``seeds_agree`` (``"4 of 5"``): how many have the sign of
       ``mean_diff``;
-    * ``ci_low``, ``ci_high``: 95 % percentile interval of a two-level bootstrap — resample seeds with
-      replacement, then images with replacement within each drawn seed (``n_boot`` draws, seeded): the spread
-      a rerun with other trainings *and* other test images would show;
+    * ``ci_low``, ``ci_high``: 95 % percentile interval of the mean difference by a two-level bootstrap
+      (``n_boot`` draws, seeded) that resamples both sources of variation: seeds with replacement, and test
+      images with replacement. When every seed scored the same images (the study's design: seeds and images
+      are crossed), each draw resamples one set of images and applies it to every drawn seed, so an image's
+      difficulty counts once, not once per seed; otherwise images are resampled within each drawn seed;
     * ``p_seeds``: two-sided one-sample t-test of the per-seed differences against 0 (n_seeds − 1 degrees of
-      freedom): whether another training would likely show the same sign;
+      freedom): whether the mean difference over trainings is 0;
     * ``evidence``: ``"supported"`` (A > B or A < B: interval excludes 0 and ``p_seeds`` < ``alpha``),
       ``"not supported"``, or with fewer than :data:`MIN_SEEDS_FOR_INFERENCE` seeds ``"one training"`` /
       ``"2 trainings"`` — and then no interval and no p-value (NaN): images of one training say nothing about
@@ -81,9 +83,15 @@ def hierarchical_paired(diffs, n_boot: int = 2000, seed: int = 0, alpha: float =
         return out
     rng = np.random.default_rng(seed)
     boots = np.empty(n_boot)
-    for b in range(n_boot):
-        drawn = rng.integers(0, n, n)
-        boots[b] = np.mean([groups[i][rng.integers(0, len(groups[i]), len(groups[i]))].mean() for i in drawn])
+    table = diffs.pivot_table(index="seed", columns="key", values="diff", aggfunc="mean")
+    if not table.isna().to_numpy().any():  # crossed: every seed scored the same images
+        matrix = table.to_numpy(float)
+        for b in range(n_boot):
+            boots[b] = matrix[np.ix_(rng.integers(0, n, n), rng.integers(0, matrix.shape[1], matrix.shape[1]))].mean()
+    else:  # nested: each seed its own images
+        for b in range(n_boot):
+            drawn = rng.integers(0, n, n)
+            boots[b] = np.mean([groups[i][rng.integers(0, len(groups[i]), len(groups[i]))].mean() for i in drawn])
     from scipy import stats as sps
 
     spread = per_seed.std(ddof=1)

@@ -82,3 +82,20 @@ def test_committed_studies_are_slim_and_rerunnable_from_what_is_tracked():
         for name in ("05_report/05_make_figures.ipynb", "05_report/run_metadata.json", "05_report/test_split.npz",
                      "01_data/manifest.csv.xz", "table1.csv", "figure2.png"):
             assert f"results/{study}/{name}" in tracked, (study, name)
+
+
+def test_the_newer_of_a_plain_table_and_its_xz_copy_is_read(tmp_path):
+    """A pull that brings a new .xz wins over a stale local plain copy; a new execution's plain table over
+    an old .xz."""
+    import os
+
+    plain = tmp_path / "per_image.csv"
+    plain.write_text("key,dice\na,0.1\n")
+    packed = tmp_path / "per_image.csv.xz"
+    import lzma
+
+    packed.write_bytes(lzma.compress(b"key,dice\na,0.9\n"))
+    os.utime(plain, (1_000, 1_000))
+    assert committed.read_table(plain)["dice"].tolist() == [0.9]
+    os.utime(plain, (10**10, 10**10))
+    assert committed.read_table(plain)["dice"].tolist() == [0.1]

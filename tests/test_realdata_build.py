@@ -229,6 +229,19 @@ def test_a_rebuilt_copy_verifies_and_one_changed_byte_is_named(tmp_path, origins
     assert verify.main([str(out), "--list", str(listing)]) == 1
 
 
+def test_building_some_datasets_verifies_only_those(tmp_path, origins, monkeypatch, capsys):
+    out = tmp_path / "data"
+    build.build(out, origins)
+    listing = tmp_path / "list.csv.gz"
+    checksums.write_list(checksums.file_table(out, ["cfd", "tiny_lmm", "alexdonchuk_coarse"]), listing)
+    monkeypatch.setattr(checksums, "checksum_list_path", lambda: listing)
+    monkeypatch.setattr(verify, "DATASETS", {"cfd": 0, "tiny_lmm": 0, "alexdonchuk_coarse": 0})
+    assert build.main(["--out", str(tmp_path / "one"), "--origins", str(origins), "--datasets", "tiny_lmm"]) == 0
+    assert "tiny_lmm" in capsys.readouterr().out and not (tmp_path / "one" / "cfd").exists()
+    assert build.main(["--out", str(tmp_path / "two"), "--origins", str(origins), "--datasets", "cdf"]) == 2
+    assert "unknown dataset(s) cdf" in capsys.readouterr().err
+
+
 def test_a_missing_origin_or_commit_is_a_clear_error(tmp_path, origins, monkeypatch):
     with pytest.raises(build.BuildError, match="no local copy of .*CrackForest"):
         build.build(tmp_path / "out", tmp_path / "nowhere")

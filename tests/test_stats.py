@@ -196,3 +196,30 @@ def test_the_plateau_rule_on_histories():
     table = plateau_table(repo_root() / "results" / "convergence", ["bce", "dice", "distance"], [0]).set_index("loss")
     assert table.loc["bce", "plateau"] and table.loc["distance", "plateau"] and not table.loc["dice", "plateau"]
     assert table.loc["dice", "gain"] == pytest.approx(0.0054, abs=0.0002)
+
+
+def test_the_bootstrap_counts_an_image_once_when_every_seed_scored_it():
+    """Seeds and test images are crossed (every training is scored on the same images): with identical
+    trainings the interval is the spread over images alone, sd / sqrt(images), not that over sqrt(seeds x images)."""
+    import pandas as pd
+
+    rng = np.random.default_rng(3)
+    per_image = rng.normal(0.0, 0.1, 400)  # each image's difference, the same at every seed
+    diffs = pd.concat([pd.DataFrame({"seed": s, "key": np.arange(400), "diff": per_image + 0.001 * s})
+                       for s in range(5)], ignore_index=True)
+    result = stats.hierarchical_paired(diffs)
+    half = (result["ci_high"] - result["ci_low"]) / 2
+    assert half == pytest.approx(1.96 * per_image.std() / np.sqrt(400), rel=0.2)  # nested would give ~1/sqrt(5) of it
+
+
+def test_losses_scored_on_different_images_are_an_error_not_a_smaller_study(tmp_path):
+    import pandas as pd
+
+    from crack_utils import report
+
+    for loss, keys in (("dice", list("abc")), ("distance", list("abd"))):
+        folder = tmp_path / "04_evaluate" / f"{loss}-seed0"
+        folder.mkdir(parents=True)
+        pd.DataFrame({"key": keys, "dice": [0.5, 0.6, 0.7]}).to_csv(folder / "per_image.csv", index=False)
+    with pytest.raises(ValueError, match="different test images at seed 0"):
+        report.paired_comparisons(tmp_path, ["dice", "distance"], [0])

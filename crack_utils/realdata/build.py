@@ -189,11 +189,16 @@ def build_alexdonchuk(repo: OriginFiles, cfd: OriginFiles) -> list[tuple[dict, b
 def build(out: str | Path, origins_dir: str | Path | None = None, datasets=None) -> dict[str, int]:
     """Build the datasets (all six, or ``datasets``) into ``out``; returns pairs per dataset."""
     out = Path(out)
+    known = ["cfd", *(s.dataset for s in PATCH_SETS), "alexdonchuk_coarse"]
+    unknown = sorted(set(datasets or []) - set(known))
+    if unknown:
+        raise BuildError(f"unknown dataset(s) {', '.join(unknown)}; the six are {', '.join(known)}")
     out.mkdir(parents=True, exist_ok=True)
-    wanted = set(datasets or ["cfd", *(s.dataset for s in PATCH_SETS), "alexdonchuk_coarse"])
+    wanted = set(datasets or known)
     counts = {}
     with tempfile.TemporaryDirectory(prefix="crack-origins-") as work:
-        needed = {CFD} | ({LMM} if wanted & {s.dataset for s in PATCH_SETS} else set()) \
+        needed = ({CFD} if wanted & {"cfd", "alexdonchuk_coarse"} else set()) \
+            | ({LMM} if wanted & {s.dataset for s in PATCH_SETS} else set()) \
             | ({ALEXDONCHUK} if "alexdonchuk_coarse" in wanted else set())
         repos = {o: obtain(o, Path(origins_dir) if origins_dir else None, Path(work)) for o in ORIGINS if o in needed}
         base, grid = convert.META_COLUMNS, convert.META_COLUMNS + convert.GRID_COLUMNS
@@ -223,7 +228,7 @@ def main(argv=None) -> int:
     print("built: " + ", ".join(f"{d} {n} pairs" for d, n in counts.items()), flush=True)
     from crack_utils.realdata.verify import verify
 
-    return 0 if verify(args.out) or args.datasets else 1
+    return 0 if verify(args.out, datasets=list(counts)) else 1
 
 
 if __name__ == "__main__":

@@ -16,12 +16,15 @@ from crack_utils.realdata import checksums
 from crack_utils.realdata.origins import DATASETS
 
 
-def verify(root: str | Path, listing: str | Path | None = None, out=print) -> bool:
-    """Compare ``root`` with the checksum list and report (see the module docstring); True when it matches."""
+def verify(root: str | Path, listing: str | Path | None = None, out=print, datasets=None) -> bool:
+    """Compare ``root`` with the checksum list (only the listed files of ``datasets`` when given) and report
+    (see the module docstring); True when it matches."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"data root {root} does not exist")
     expected = checksums.read_list(listing)
+    if datasets is not None:
+        expected = expected[expected["path"].map(checksums.dataset_of).isin(list(datasets))]
     datasets = sorted({checksums.dataset_of(p) for p in expected["path"]}, key=list(DATASETS).index)
     actual = checksums.file_table(root, datasets)
     differences = checksums.compare(expected, actual)

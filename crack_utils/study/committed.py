@@ -4,10 +4,11 @@ A study run leaves everything on disk. Committing all of it would make the repos
 device call carries the tracked tree, and a call carries at most 64 MiB. So, before results are committed,
 ``python -m crack_utils.study.committed results/<study>`` (``make slim``) does three things:
 
-* **compresses the large per-run tables** (:data:`COMPRESSED_TABLES`: ``01_data/manifest.csv`` and each
-  evaluation's ``per_image.csv`` and ``claims.csv``) into ``<table>.xz`` beside them. The ``.xz`` copy is
-  committed and the plain one is git-ignored. :func:`read_table` reads either, plain first, so readers work
-  the same in a fresh clone and in a working study. xz, not gzip: 10x smaller on these CSVs;
+* **compresses the large per-run tables** (:data:`COMPRESSED_TABLES`: ``01_data/manifest.csv``,
+  ``02_distance/distance_stats.csv`` and each evaluation's ``per_image.csv`` and ``claims.csv``) into
+  ``<table>.xz`` beside them. The ``.xz`` copy is committed and the plain one is git-ignored.
+  :func:`read_table` reads either (the newer when both exist), so readers work the same in a fresh clone
+  and in a working study. xz, not gzip: 10x smaller on these CSVs;
 * **strips image outputs from the executed notebooks** of the study's run folders. Each figure is replaced
   by a line that says where it went: the study's figures are PNG files beside them, and a rerun of the
   notebook redraws the rest;
@@ -44,12 +45,13 @@ STRIPPED = ("[figure not kept in the committed copy of this notebook (crack_util
 
 
 def table_path(path: str | Path) -> Path:
-    """``path`` when it exists, else its committed ``.xz`` copy when that exists, else ``path`` (so that
-    a caller's "not found" names the plain file)."""
+    """``path`` or its committed ``.xz`` copy, whichever exists; the newer of the two when both do (a
+    ``git pull`` that brings a new ``.xz`` must win over a stale local plain copy, and a new execution's
+    plain table over an old ``.xz``); ``path`` when neither exists (so a caller's "not found" names it)."""
     path = Path(path)
-    if path.is_file():
-        return path
     packed = path.with_name(path.name + XZ)
+    if path.is_file() and packed.is_file():
+        return packed if packed.stat().st_mtime > path.stat().st_mtime else path
     return packed if packed.is_file() else path
 
 
