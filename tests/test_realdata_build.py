@@ -206,7 +206,7 @@ def test_a_rebuilt_copy_verifies_and_one_changed_byte_is_named(tmp_path, origins
     out = tmp_path / "data"
     build.build(out, origins)
     listing = tmp_path / "list.csv.gz"
-    checksums.write_list(checksums.file_table(out, ["cfd", "tiny_lmm", "alexdonchuk_coarse"]), listing)
+    checksums.write_list(checksums.file_table(out, ["cfd", "tiny_lmm", "alexdonchuk_coarse"], pixels=True), listing)
     monkeypatch.setattr(checksums, "DATASETS", {"cfd": 0, "tiny_lmm": 0, "alexdonchuk_coarse": 0})
     monkeypatch.setattr(verify, "DATASETS", {"cfd": 0, "tiny_lmm": 0, "alexdonchuk_coarse": 0})
     lines = []
@@ -227,13 +227,23 @@ def test_a_rebuilt_copy_verifies_and_one_changed_byte_is_named(tmp_path, origins
     assert "missing  cfd/masks/001.png" in text and "extra    cfd/images/stray.jpg" in text
     assert "alexdonchuk_coarse" in text and text.count("matches") == 1
     assert verify.main([str(out), "--list", str(listing)]) == 1
+    # a mask written by another PNG encoder (other zlib settings): other bytes, the same pixels -> matches
+    mask = again / "tiny_lmm" / "masks" / "q-0.png"
+    pixels = np.asarray(Image.open(mask))
+    Image.fromarray(pixels).save(mask, format="PNG", compress_level=1)
+    assert mask.read_bytes() != (tmp_path / "data" / "tiny_lmm" / "masks" / "q-0.png").read_bytes()
+    lines.clear()
+    assert verify.verify(again, listing, out=lines.append), lines
+    assert "1 mask(s) have other PNG bytes but the listed pixels" in "\n".join(lines)
+    Image.fromarray(255 - pixels).save(mask, format="PNG")  # other pixels: a real difference
+    assert not verify.verify(again, listing, out=lines.append)
 
 
 def test_building_some_datasets_verifies_only_those(tmp_path, origins, monkeypatch, capsys):
     out = tmp_path / "data"
     build.build(out, origins)
     listing = tmp_path / "list.csv.gz"
-    checksums.write_list(checksums.file_table(out, ["cfd", "tiny_lmm", "alexdonchuk_coarse"]), listing)
+    checksums.write_list(checksums.file_table(out, ["cfd", "tiny_lmm", "alexdonchuk_coarse"], pixels=True), listing)
     monkeypatch.setattr(checksums, "checksum_list_path", lambda: listing)
     monkeypatch.setattr(verify, "DATASETS", {"cfd": 0, "tiny_lmm": 0, "alexdonchuk_coarse": 0})
     assert build.main(["--out", str(tmp_path / "one"), "--origins", str(origins), "--datasets", "tiny_lmm"]) == 0

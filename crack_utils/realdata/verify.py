@@ -27,7 +27,7 @@ def verify(root: str | Path, listing: str | Path | None = None, out=print, datas
         expected = expected[expected["path"].map(checksums.dataset_of).isin(list(datasets))]
     datasets = sorted({checksums.dataset_of(p) for p in expected["path"]}, key=list(DATASETS).index)
     actual = checksums.file_table(root, datasets)
-    differences = checksums.compare(expected, actual)
+    differences = checksums.compare(expected, actual, root)
     verdicts = checksums.dataset_verdicts(expected, differences, root)
     out(f"Checking {root} against {checksums.CHECKSUM_LIST} ({len(expected)} files of {len(datasets)} datasets)")
     for v in verdicts.itertuples(index=False):
@@ -39,8 +39,12 @@ def verify(root: str | Path, listing: str | Path | None = None, out=print, datas
             state = f"DIFFERS: {v.missing} missing, {v.extra} extra, {v.changed} changed"
         out(f"  {v.dataset:<20} {v.files:>5} files  {state}")
     present = set(verdicts.loc[verdicts["present"], "dataset"])
-    for d in differences[differences["dataset"].isin(present)].itertuples(index=False):
+    for d in checksums.differences(differences[differences["dataset"].isin(present)]).itertuples(index=False):
         out(f"  {d.status:<8} {d.path}: {d.detail}")
+    same = int((differences["status"] == "same pixels").sum())
+    if same:
+        out(f"  ({same} mask(s) have other PNG bytes but the listed pixels: written by another PNG encoder; "
+            "they count as matching)")
     matching = set(verdicts.loc[verdicts["matches"], "dataset"])
     studies = checksums.studies_of_data(matching)
     if studies["reproduces"]:
@@ -60,7 +64,7 @@ def main(argv=None) -> int:
     parser.add_argument("--write-list", action="store_true", help="write the checksum list from this copy instead")
     args = parser.parse_args(argv)
     if args.write_list:
-        table = checksums.file_table(args.root)
+        table = checksums.file_table(args.root, pixels=True)
         path = checksums.write_list(table, args.list)
         print(f"wrote {path} ({len(table)} files)")
         return 0
