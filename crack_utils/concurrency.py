@@ -58,7 +58,7 @@ def child(data_dir: str | None, seconds: float, device: str, amp: bool, batch_si
             epoch += 1
 
     stream = epochs()
-    loss_sum = training._LossSum(dev, every=1 if dev.type == "cpu" else training.SYNC_EVERY)
+    loss_sum = training.LossSum(dev, every=1 if dev.type == "cpu" else training.SYNC_EVERY)
 
     def step() -> int:
         image, mask, dist = next(stream)

@@ -114,7 +114,7 @@ def run(config_paths, name: str = "lodo", summary_only: bool = False, progress: 
     results = repo / "results" / name
     pipeline.check_writable(results)
     with study_lock(results):  # one summary run at a time into results/<name>
-        kernel = pipeline._kernel_name()
+        kernel = pipeline.kernel_name()
         t0 = time.perf_counter()
         step = pipeline.Run("generalization", "06_generalization", {"STUDIES": studies})
         pipeline.execute(step, results, repo, kernel, progress=progress)

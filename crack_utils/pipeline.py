@@ -42,7 +42,6 @@ from crack_utils.study.notebook_run import (NOTEBOOKS, Run, StudyError, check_pa
 from crack_utils.study.publishing import copy_published, publish  # noqa: F401
 from crack_utils.study.watch import Watcher
 
-_kernel_name = kernel_name  # older name, kept for callers
 
 def plan(config: dict) -> list[Run]:
     """The notebook runs of a study config, in an order that respects their ``deps`` (paths relative to the

@@ -50,7 +50,7 @@ BATCH_SOURCES = ("auto", "loader", "device")
 PROGRESS_FILE = "progress.json"
 SEGMENTS_FILE = "training_segments.json"
 #: On CUDA a training step does not wait for the GPU: the loss is read (and checked for NaN) every this
-#: many steps and at the end of each epoch (:class:`_LossSum`); on CPU every step.
+#: many steps and at the end of each epoch (:class:`LossSum`); on CPU every step.
 SYNC_EVERY = 50
 #: Devices where the model and its inputs are kept channels-last (NHWC): oneDNN's fast layout on CPU,
 #: cuDNN's tensor-core layout for bf16 convolutions on CUDA.
@@ -190,7 +190,7 @@ def train(model: torch.nn.Module, loss_fn, train_set, val_set, out_dir: str | Pa
         sampler.set_epoch(epoch)
         t0 = time.perf_counter()
         model.train()
-        loss_sum = _LossSum(device, every=1 if device.type == "cpu" else SYNC_EVERY)
+        loss_sum = LossSum(device, every=1 if device.type == "cpu" else SYNC_EVERY)
         bar = progress_bar(train_loader, desc=f"epoch {epoch + 1}/{epochs}", leave=False, enabled=progress)
         steps_done_at = t0  # when the epoch's last finished step ended (its progress clock)
         for step, (image, mask, dist) in enumerate(bar, 1):
@@ -249,7 +249,7 @@ def _provenance() -> dict:
     return {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "git": git, "device": run_metadata.device_description()}
 
 
-class _LossSum:
+class LossSum:
     """The running sum of a training epoch's loss, kept on the training device so that a step does not wait
     for the GPU: :meth:`add` returns True every ``every`` steps, when the caller should read :meth:`mean`
     (which synchronizes, and raises :class:`TrainingDivergedError` if any loss since the last read was NaN

@@ -121,7 +121,7 @@ def test_divergence_stops_with_a_message(tmp_path):
 
 
 def test_the_loss_read_every_few_steps_on_a_gpu_still_catches_a_nan_between_reads(tmp_path):
-    loss_sum = training._LossSum(torch.device("cpu"), every=3)
+    loss_sum = training.LossSum(torch.device("cpu"), every=3)
     assert loss_sum.add(torch.tensor(1.0), 2) is False
     assert loss_sum.add(torch.tensor(float("nan")), 2) is False  # not read: the step does not wait
     assert loss_sum.add(torch.tensor(2.0), 2) is True
@@ -131,7 +131,7 @@ def test_the_loss_read_every_few_steps_on_a_gpu_still_catches_a_nan_between_read
     # bit for bit, so CPU histories are unchanged
     losses = torch.rand(300, generator=torch.Generator().manual_seed(0))
     sizes = [25] * 299 + [7]
-    on_device, plain = training._LossSum(torch.device("cpu"), every=1), 0.0
+    on_device, plain = training.LossSum(torch.device("cpu"), every=1), 0.0
     for loss, n in zip(losses, sizes):
         on_device.add(loss, n)
         plain += float(loss) * n

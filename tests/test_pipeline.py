@@ -318,10 +318,10 @@ def test_generalization_notebook_defaults_summarize_the_committed_studies(tmp_pa
     # JupyterLab users run notebook 06 top to bottom: its defaults read the committed results/lodo_* folders
     import papermill
 
-    from crack_utils.pipeline import _kernel_name
+    from crack_utils.pipeline import kernel_name
 
     papermill.execute_notebook(str(REPO / "notebooks" / "06_generalization.ipynb"), str(tmp_path / "06.ipynb"),
-                               parameters={"OUT_DIR": str(tmp_path / "out")}, kernel_name=_kernel_name(),
+                               parameters={"OUT_DIR": str(tmp_path / "out")}, kernel_name=kernel_name(),
                                cwd=str(REPO / "notebooks"), progress_bar=False)
     table = pd.read_csv(tmp_path / "out" / "generalization.csv")
     assert sorted(table.held_out.unique()) == ["aiglern_trimm_lmm", "alexdonchuk_coarse", "cfd", "crack500_lmm",

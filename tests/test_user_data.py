@@ -686,13 +686,13 @@ def run_notebook_01(tmp_path, parameters):
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    from crack_utils.pipeline import _kernel_name
+    from crack_utils.pipeline import kernel_name
 
     os.environ.setdefault("TQDM_DISABLE", "1")
     out = tmp_path / "executed.ipynb"
     try:
         papermill.execute_notebook(str(REPO / "notebooks" / "01_clean_data.ipynb"), str(out), parameters=parameters,
-                                   kernel_name=_kernel_name(), cwd=str(REPO), progress_bar=False)
+                                   kernel_name=kernel_name(), cwd=str(REPO), progress_bar=False)
         error = None
     except PapermillExecutionError as err:
         error = err
