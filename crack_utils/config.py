@@ -224,6 +224,15 @@ def variant_loss_options(config: dict, name: str) -> dict:
     return {**config["loss_options"].get(spec["loss"], {}), **own}
 
 
+def variant_seeds(config: dict) -> list[int]:
+    """The seeds the variants are trained with, sorted: ``variant_seeds``, or the study's ``seeds`` when it
+    is null; empty for a config without variants."""
+    if not config["variants"]:
+        return []
+    seeds = config["variant_seeds"] if config["variant_seeds"] is not None else config["seeds"]
+    return sorted(set(int(s) for s in seeds))
+
+
 def trainings(config: dict) -> list[dict]:
     """Every training of a study, in order: the losses of Table 1 for ``seeds``, seed by seed (every loss of
     the first seed, then every loss of the next: a study stopped part way has whole seeds of Table 1, and
@@ -237,8 +246,7 @@ def trainings(config: dict) -> list[dict]:
         for loss in config["losses"]:
             out.append({"name": loss, "loss": loss, "options": dict(config["loss_options"].get(loss, {})),
                         "normalization": dist["normalization"], "radius": dist["radius"], "seed": seed})
-    variant_seeds = config["variant_seeds"] if config["variant_seeds"] is not None else config["seeds"]
-    for seed in variant_seeds:
+    for seed in variant_seeds(config):
         for name, spec in (config["variants"] or {}).items():
             out.append({"name": name, "loss": spec["loss"], "options": variant_loss_options(config, name),
                         "normalization": spec.get("normalization", dist["normalization"]),

@@ -15,7 +15,6 @@ Outputs go to ``results/<--name, default lodo>/`` (``generalization.csv``, ``gen
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -23,15 +22,9 @@ from pathlib import Path
 import pandas as pd
 
 from crack_utils.report import paired_comparisons, run_summary
+from crack_utils.study.layout import STUDY_CONFIG, read_study_config
 
 PUBLISHED = ("generalization.csv", "generalization_paired.csv", "generalization.png")
-
-
-def _study_config(results_dir: Path) -> dict:
-    path = Path(results_dir) / "study_config.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: run that study first (python -m crack_utils.pipeline --config ...)")
-    return json.loads(path.read_text())
 
 
 def held_out_name(config: dict) -> str:
@@ -43,7 +36,7 @@ def study_rows(results_dir) -> pd.DataFrame:
     """One row per (loss, seed) of a finished study: ``held_out``, ``study``, ``loss``, ``seed``, ``n_test``,
     the pooled metrics and the claim summaries of that model on its test set."""
     results_dir = Path(results_dir)
-    config = _study_config(results_dir)
+    config = read_study_config(results_dir)
     rows = [{"held_out": held_out_name(config), "study": config["name"], "loss": loss, "seed": seed,
              **run_summary(results_dir, loss, [seed])}
             for loss in config["losses"] for seed in config["seeds"]]
@@ -61,7 +54,7 @@ def generalization_paired(results_dirs, reference: str = "distance") -> pd.DataF
     interval or p-value with fewer than 3 seeds), with a ``held_out`` column."""
     frames = []
     for d in results_dirs:
-        config = _study_config(Path(d))
+        config = read_study_config(Path(d))
         paired = paired_comparisons(Path(d), config["losses"], config["seeds"], reference=reference)
         frames.append(paired.assign(held_out=held_out_name(config)))
     out = pd.concat(frames, ignore_index=True)
@@ -108,7 +101,7 @@ def run(config_paths, name: str = "lodo", summary_only: bool = False, progress: 
     if missing_results and not summary_only:
         pipeline.run_studies(missing_results, progress=progress, workers=workers, scheduler=scheduler)
     studies = [f"results/{c['name']}" for c in configs]
-    missing = [s for s in studies if not (repo / s / "study_config.json").is_file()]
+    missing = [s for s in studies if not (repo / s / STUDY_CONFIG).is_file()]
     if missing:
         raise pipeline.StudyError(f"no results for {', '.join(missing)}; run without --summary-only first")
     results = repo / "results" / name

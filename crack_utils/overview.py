@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import html
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ import pandas as pd
 from crack_utils.paths import repo_root
 from crack_utils.report import compare_trainings
 from crack_utils.stats import MIN_SEEDS_FOR_INFERENCE
+from crack_utils.study.layout import read_study_config
 
 #: The study of the headline Table 1, the Figure 2 and the verdicts: the one with the most trainings per loss
 #: at one protocol (5 seeds, one pass). To be replaced by ``converged`` once it has >= 3 seeds per loss.
@@ -94,14 +94,10 @@ def evidence_text(name: str, result: dict, digits: int = 3) -> str:
     return text
 
 
-def study_config(results: Path, study: str) -> dict:
-    return json.loads((results / study / "study_config.json").read_text())
-
-
 def verdict_rows(results: Path, study: str = HEADLINE) -> pd.DataFrame:
     """The verdict table: one row per claim (:data:`CLAIMS`, then generalization and α), columns
     ``claim``, ``evidence``, ``study``, ``verdict``."""
-    config = study_config(results, study)
+    config = read_study_config(results / study)
     seeds = list(config["seeds"])
     others = [l for l in ("dice", "bce") if l in config["losses"]]
     rows = []
@@ -231,16 +227,12 @@ def build_page(results: str | Path) -> str:
     """The HTML of ``results/index.html`` (see the module docstring); raises FileNotFoundError naming a
     linked file that does not exist."""
     results = Path(results)
-    config = study_config(results, HEADLINE)
+    config = read_study_config(results / HEADLINE)
     protocol = (results / HEADLINE / "protocol.md").read_text().strip()
-    links = []
-
     def link(path: str, text: str | None = None) -> str:
-        links.append(path)
         return f"<a href='{path}'>{html.escape(text or path)}</a>"
 
     def image(path: str, alt: str) -> str:
-        links.append(path)
         return f"<a href='{path}'><img src='{path}' alt='{html.escape(alt)}'></a>"
 
     verdicts = verdict_rows(results)
@@ -286,7 +278,7 @@ def build_page(results: str | Path) -> str:
     page = "\n".join(parts)
     import re
 
-    for target in set(links) | set(re.findall(r"href='([^'#:]+)'", page)):
+    for target in sorted(set(re.findall(r"(?:href|src)='([^'#:]+)'", page))):
         if not (results / target).exists():
             raise FileNotFoundError(f"results/{PAGE} would link {target}, which does not exist under {results}")
     return page

@@ -31,7 +31,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from crack_utils.config import ConfigError, check_paths, load_config, trainings
+from crack_utils.config import ConfigError, check_paths, load_config, trainings, variant_seeds
 from crack_utils.paths import repo_root
 from crack_utils.study import layout
 from crack_utils.study.executor import Outcome, close_client, connect, local_cluster, run_in_process, run_on_dask
@@ -94,7 +94,7 @@ def plan(config: dict) -> list[Run]:
         "RESULTS_DIR": base, "LOSSES": list(config["losses"]), "SEEDS": list(config["seeds"]),
         "DATA_DIR": f"{base}/01_data", "N_EXAMPLES": config["figure"]["n_examples"],
         "BATCH_SIZE": train["batch_size"], "RUN_SPECS": run_specs(config), "VARIANTS": list(config["variants"]),
-        "VARIANT_SEEDS": sorted({t["seed"] for t in trainings(config) if t["name"] in config["variants"]}),
+        "VARIANT_SEEDS": variant_seeds(config),
         "BUDGET_EPOCHS": list(train["snapshot_epochs"] or [])}, deps=tuple(r.name for r in runs)))
     return runs
 
@@ -148,7 +148,7 @@ def run_studies(config_paths, stages: list[str] | None = None, progress: bool = 
         for config in configs:
             folder = repo / layout.study_dir(config["name"])
             remove_unfinished(folder)  # leftovers of a study that was killed; they would look like running runs
-            (folder / "study_config.json").write_text(json.dumps(config, indent=2) + "\n")
+            (folder / layout.STUDY_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
         kernel_name()
         # Batch runs: no per-batch progress bars inside the executed notebooks (the progress line shows the
         # trainings); the per-epoch summary lines remain in the reports.

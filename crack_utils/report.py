@@ -12,7 +12,7 @@ import numpy as np
 from crack_utils.metrics import METRICS
 from crack_utils.stats import PAIRED_COLUMNS, hierarchical_paired, seed_summary
 from crack_utils.study.committed import read_table
-from crack_utils.study.layout import REPORT_PAGE, evaluation_dir, train_dir
+from crack_utils.study.layout import REPORT_PAGE, evaluation_dir, read_study_config, train_dir
 
 
 def _evaluation_dir(results: Path, loss: str, seed: int) -> Path:
@@ -283,7 +283,7 @@ def add_protocol(results) -> str:
     from html import escape
 
     results = Path(results)
-    config = json.loads((results / "study_config.json").read_text())
+    config = read_study_config(results)
     if all((train_dir(results, loss, s) / "training_summary.json").is_file()
            for loss in config["losses"] for s in config["seeds"]):
         protocol = protocol_text(results, config["losses"], config["seeds"], int(config["image_size"]))
@@ -311,17 +311,16 @@ def regenerate_comparisons(results) -> list[Path]:
     study has variants, ``ablation.csv`` — in the study folder and in ``05_report/`` where that exists.
     Nothing is retrained or re-scored, and no notebook runs: for studies whose report notebook cannot rerun
     from committed files (no predictions committed). Returns the files written."""
-    from crack_utils.config import trainings
+    from crack_utils.config import variant_seeds
     from crack_utils.pipeline import run_specs
 
     results = Path(results)
-    config = json.loads((results / "study_config.json").read_text())
+    config = read_study_config(results)
     losses, seeds = list(config["losses"]), list(config["seeds"])
     tables = {"paired_comparisons.csv": paired_comparisons(results, losses, seeds, reference="distance")}
     variants = list(config.get("variants") or {})
     if variants and (results / "ablation.csv").is_file():
-        variant_seeds = sorted({t["seed"] for t in trainings(config) if t["name"] in variants})
-        tables["ablation.csv"] = ablation_table(results, run_specs(config), [*losses, *variants], variant_seeds)
+        tables["ablation.csv"] = ablation_table(results, run_specs(config), [*losses, *variants], variant_seeds(config))
     written = []
     for folder in (results, results / "05_report"):
         if folder.is_dir():

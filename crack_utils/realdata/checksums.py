@@ -151,20 +151,22 @@ def studies_of_data(matching: set[str], configs_dir: str | Path | None = None) -
     """Which study configs read only datasets that match: ``{"reproduces": [...], "not": [...]}`` over the
     configs under ``configs/`` that read a folder of these datasets (``data.source: folder`` with
     ``datasets`` among the six, or ``all``)."""
-    import yaml
+    from crack_utils.config import ConfigError, load_config
 
     configs_dir = Path(configs_dir or repo_root() / "configs")
     out: dict[str, list[str]] = {"reproduces": [], "not": []}
     for path in sorted(configs_dir.glob("*.yaml")):
-        config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        data = config.get("data") or {}
-        if data.get("source") != "folder":
+        try:
+            config = load_config(path)
+        except ConfigError:  # a config that does not load says nothing about the data
             continue
-        wanted = data.get("datasets", "all")
-        wanted = set(DATASETS) if wanted in ("all", None) else set(wanted)
+        if config["data"]["source"] != "folder":
+            continue
+        wanted = config["data"]["datasets"]
+        wanted = set(DATASETS) if wanted == "all" else set(wanted)
         if not wanted <= set(DATASETS):
             continue
-        name = config.get("name", path.stem)
+        name = config["name"]
         group = out["reproduces" if wanted <= matching else "not"]
         if name not in group:
             group.append(name)

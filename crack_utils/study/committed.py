@@ -114,9 +114,12 @@ def slim_study(study: str | Path) -> dict[str, int]:
     return {"tables": len(tables), "figures": figures}
 
 
-def tracked_sizes(repo: str | Path) -> pd.DataFrame:
-    """Every file git tracks in ``repo`` (working-tree bytes): columns ``path``, ``bytes``."""
-    names = subprocess.run(["git", "-C", str(repo), "ls-files", "-z"], check=True, capture_output=True).stdout
+def tracked_sizes(repo: str | Path, untracked: bool = False) -> pd.DataFrame:
+    """Every file git tracks in ``repo`` (working-tree bytes), with ``untracked`` also the untracked files
+    git does not ignore (what a device call carries besides its ``carry`` paths): columns ``path``, ``bytes``."""
+    others = ["--others", "--exclude-standard"] if untracked else []
+    names = subprocess.run(["git", "-C", str(repo), "ls-files", "-z", "--cached", *others], check=True,
+                           capture_output=True).stdout
     rows = []
     for name in names.decode().split("\0"):
         if name and (Path(repo) / name).is_file():

@@ -26,6 +26,7 @@ REPORT = "05_report"
 CHECKPOINTS = "checkpoints"
 PREPARED_ARRAYS = "prepared.npz"  # in 01_data/: the resized images and masks (crack_utils.manifest writes it)
 COMPACT_TEST_SPLIT = "test_split.npz"  # in 05_report/: what the report reruns from without 01_data's arrays (crack_utils.report_inputs)
+STUDY_CONFIG = "study_config.json"  # in results/<name>/: the config the study last ran with (the pipeline writes it)
 REPORT_PAGE = "report.html"  # in results/<name>/: the study's index page (crack_utils.study.publishing)
 
 #: Files notebook 05 writes into ``05_report/`` that are published (copied) to ``results/<name>/``.
@@ -83,3 +84,14 @@ def checkpoint_dir(results, name: str, seed: int) -> Path:
 def run_folder(results, run_name: str) -> Path:
     """The folder of a run named as in the study plan (``"03_train/dice-seed0"``, ``"05_report"``)."""
     return Path(results) / run_name
+
+
+def read_study_config(results) -> dict:
+    """The config a study last ran with (``results/<name>/study_config.json``); FileNotFoundError naming it
+    when the study has not run."""
+    import json
+
+    path = Path(results) / STUDY_CONFIG
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: run that study first (python -m crack_utils.pipeline --config ...)")
+    return json.loads(path.read_text())

@@ -103,25 +103,16 @@ def describe(calls: list[Call], tracked: int, limit: int = CALL_LIMIT_BYTES) -> 
     return "\n".join(lines)
 
 
-def travelling_bytes(root: str | Path) -> int:
-    """Bytes of what every call carries by itself: tracked files and untracked files git does not ignore
-    (e.g. a study's data-stage files before they are committed)."""
-    import subprocess
-
-    names = subprocess.run(["git", "-C", str(root), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                           check=True, capture_output=True).stdout.decode().split("\0")
-    return sum((Path(root) / n).stat().st_size for n in set(names) if n and (Path(root) / n).is_file())
-
-
 def main(argv=None) -> int:
     from crack_utils.paths import repo_root
+    from crack_utils.study.committed import tracked_sizes
 
     parser = argparse.ArgumentParser(prog="python -m crack_utils.tools.device_call", description=__doc__.split("\n")[0])
     parser.add_argument("carry", nargs="*", default=[".gpu", ".whl"], help="git-ignored paths the run needs")
     parser.add_argument("--limit-mib", type=float, default=CALL_LIMIT_BYTES / MIB)
     args = parser.parse_args(argv)
     root = repo_root()
-    tracked = travelling_bytes(root)
+    tracked = int(tracked_sizes(root, untracked=True)["bytes"].sum())
     limit = int(args.limit_mib * MIB)
     try:
         calls = plan_calls(tracked, pieces(args.carry, root), limit)
