@@ -62,7 +62,7 @@ test-fast: install
 
 ## Speed benchmark (prints name: value figures; uses results/seeds/01_data when present).
 bench: install
-	$(PY) -m crack_utils.bench
+	$(PY) -m crack_utils.tools.bench
 
 ## Open the notebooks in JupyterLab.
 lab: install

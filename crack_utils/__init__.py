@@ -1,29 +1,29 @@
 """Helpers of the crack-loss study: what the notebooks in ``notebooks/`` call. A map, by concern
 (a test keeps it complete):
 
-* data — finding, checking and preparing image/mask pairs (notebook 01), and carrying the prepared arrays
-  to a GPU machine (:mod:`.compact_data`, used by ``scripts/gpu_*.sh``):
+* data — finding, checking and preparing image/mask pairs (notebook 01):
   :mod:`.data_source`, :mod:`.datasets`, :mod:`.synthetic`, :mod:`.validation`, :mod:`.screening`,
   :mod:`.manifest`, :mod:`.splitting`, :mod:`.preprocess`, :mod:`.data_report`;
 * learning — the targets, model, losses and training loop (notebooks 02-03):
   :mod:`.distance`, :mod:`.skeleton_tube`, :mod:`.soft_skeleton`, :mod:`.augment`, :mod:`.loader`,
   :mod:`.device_batches`, :mod:`.model`, :mod:`.losses`, :mod:`.training`, :mod:`.torchvision_compat`;
-* measuring — scoring a trained model (notebook 04) and the figures of speed and numerics:
-  :mod:`.evaluation`, :mod:`.metrics`, :mod:`.claims`, :mod:`.loss_terms`, :mod:`.bench`,
-  :mod:`.concurrency`, :mod:`.isa_check`;
+* measuring — scoring a trained model (notebook 04):
+  :mod:`.evaluation`, :mod:`.metrics`, :mod:`.claims`;
 * reporting — Table 1, Figure 2 and the summaries beyond them (notebooks 05-06):
   :mod:`.report`, :mod:`.report_inputs`, :mod:`.tables`, :mod:`.stats`, :mod:`.figures`,
   :mod:`.training_length`, :mod:`.generalization`, :mod:`.overview` (``results/index.html``, the page a reader
   opens first);
 * study — configs and running the notebooks as a study: :mod:`.config`, :mod:`.config_schema`,
   :mod:`.pipeline` (the command line), the :mod:`.study` sub-package (layout, freshness, executor,
-  watch, publishing, budget, lock, notebook runs), :mod:`.notebook_params`, :mod:`.quiet_kernel`,
+  watch, publishing, lock, notebook runs, committed), :mod:`.notebook_params`, :mod:`.quiet_kernel`,
   :mod:`.kernel_logs`;
 * real data — where the six public datasets of the real-data studies come from, rebuilding them from their
   origins and checking a copy against the committed checksum list (``make real-data``, ``make
   verify-data``; not used by the notebooks): the :mod:`.realdata` sub-package;
-* tools — around the study, imported by no notebook: the :mod:`.tools` sub-package (what a device call
-  carries);
+* tools — experiments and chores around the study, imported by no notebook and by no concern above, each
+  a command (``python -m crack_utils.tools.<name>``): the :mod:`.tools` sub-package — benchmarks, the
+  instruction-set check, loss terms of trained models, the compact data a GPU call carries and its call
+  plan, the wall-time budget planner, migrations of committed studies;
 * shared by all of them: :mod:`.paths` (paths relative to the repository), :mod:`.progress` (progress
   bars), :mod:`.run_metadata` (what produced a result).
 

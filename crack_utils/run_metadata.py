@@ -53,7 +53,7 @@ def cpu_model() -> str:
 #: Environment variables that choose the CPU kernels or their arithmetic: instruction-set caps for torch's
 #: own kernels, oneDNN's convolutions (``DNNL_`` is oneDNN's older name) and MKL; oneDNN's fp32 math mode
 #: (``BF16`` lets fp32 convolutions run in bf16); MKL's reproducibility mode. Set, they change a
-#: training's last bits like another CPU would (``python -m crack_utils.isa_check``), so the metadata
+#: training's last bits like another CPU would (``python -m crack_utils.tools.isa_check``), so the metadata
 #: records them.
 KERNEL_ENV_VARIABLES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ONEDNN_DEFAULT_FPMATH_MODE",
                         "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR")

@@ -19,7 +19,7 @@ name=$($PY -c "from crack_utils.config import load_config; print(load_config('$C
 $PY -m crack_utils.pipeline --config "$CONFIG" --stages data --no-progress
 mkdir -p .gpu
 rm -f .gpu/data.npz .gpu/data.npz.part-*
-$PY -m crack_utils.compact_data encode "results/$name/01_data" .gpu/data.npz --quality "$QUALITY"
+$PY -m crack_utils.tools.compact_data encode "results/$name/01_data" .gpu/data.npz --quality "$QUALITY"
 split -b "${PART_MB}m" .gpu/data.npz .gpu/data.npz.part-
 rm .gpu/data.npz
 ls -l .gpu

@@ -10,12 +10,12 @@
 # Environment:
 #   DEADLINE   seconds from the start by which everything, the archive included, must be done (a lent
 #              machine's call limit); 0 (default): no deadline, the config runs as it is. With a deadline the
-#              study is planned to fit (crack_utils.study.budget: as many whole seeds as the measured
+#              study is planned to fit (crack_utils.tools.budget: as many whole seeds as the measured
 #              throughput allows, else fewer epochs, said in plan.txt), stopped with Ctrl-C if it runs over,
 #              and then reported on the seeds that finished. RESERVE: seconds kept for that (default 90).
 #   WORKERS, PER_GPU   Dask workers and trainings per GPU without a deadline (default 3 and 3)
 #   BENCH=0    skip the one-training benchmark; BENCH_ARGS (default --amp)
-#   CONCURRENCY  the K measured by crack_utils.concurrency (default "1 2 4 8"; empty: skip), CONC_SECONDS (8)
+#   CONCURRENCY  the K measured by crack_utils.tools.concurrency (default "1 2 4 8"; empty: skip), CONC_SECONDS (8)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 START=$(date +%s)
@@ -42,7 +42,7 @@ if ls "$CARRY"/data.npz.part-* >/dev/null 2>&1; then
   if [ ! -f "results/$name/01_data/prepared.npz" ]; then
     carried=$(mktemp "${TMPDIR:-/tmp}/carried-data.XXXXXX")
     cat "$CARRY"/data.npz.part-* > "$carried"
-    $PY -m crack_utils.compact_data decode "$carried" "results/$name/01_data" || exit 1
+    $PY -m crack_utils.tools.compact_data decode "$carried" "results/$name/01_data" || exit 1
     rm -f "$carried"
     echo "carried data (JPEG, scripts/gpu_pack.sh) decoded into results/$name/01_data" | tee "$CALL/data.txt"
   fi
@@ -51,13 +51,13 @@ fi
 echo "setup_seconds: $(elapsed)" | tee "$OUT/wall.txt"
 t0=$(date +%s)
 if [ "${BENCH:-1}" = 1 ]; then
-  timeout "$(cap 180 8)" $PY -m crack_utils.bench --data "results/$name/01_data" ${BENCH_ARGS:---amp} 2>&1 | tee "$OUT/bench.txt" \
+  timeout "$(cap 180 8)" $PY -m crack_utils.tools.bench --data "results/$name/01_data" ${BENCH_ARGS:---amp} 2>&1 | tee "$OUT/bench.txt" \
     || echo "benchmark failed (exit $?); the study runs anyway" | tee -a "$OUT/bench.txt"
 fi
 CONCURRENCY=${CONCURRENCY-1 2 4 8}
 amp=""; case "${BENCH_ARGS:---amp}" in *--amp*) amp="--amp";; esac
 if [ -n "$CONCURRENCY" ]; then
-  timeout "$(cap 240 5)" $PY -m crack_utils.concurrency --k $CONCURRENCY --seconds "${CONC_SECONDS:-8}" \
+  timeout "$(cap 240 5)" $PY -m crack_utils.tools.concurrency --k $CONCURRENCY --seconds "${CONC_SECONDS:-8}" \
     --data "results/$name/01_data" $amp --json "$CALL/concurrency.json" 2>&1 | tee "$OUT/concurrency.txt" \
     || echo "concurrency measurement failed or incomplete (exit $?)" | tee -a "$OUT/concurrency.txt"
 fi
@@ -75,7 +75,7 @@ stop=()
 if [ "$DEADLINE" -gt 0 ]; then
   reserve=${RESERVE:-90}  # the archive, and the report on finished seeds if the study is stopped
   if [ -f "$CALL/concurrency.json" ]; then
-    $PY -m crack_utils.study.budget plan --config "$CONFIG" --throughput "$CALL/concurrency.json" \
+    $PY -m crack_utils.tools.budget plan --config "$CONFIG" --throughput "$CALL/concurrency.json" \
       --budget-s $(( $(left) - reserve )) --write "$CALL/config-run.yaml" --env "$CALL/plan.env" 2>&1 | tee "$OUT/plan.txt"
   fi
   if [ -f "$CALL/plan.env" ]; then
@@ -96,7 +96,7 @@ t2=$(date +%s)
 echo "study_seconds: $((t2 - t1))" | tee -a "$OUT/wall.txt"
 if [ "$status" != 0 ] && [ "$DEADLINE" -gt 0 ] && [ "$(left)" -gt 10 ]; then
   # stopped by the deadline (or failed): a report of the seeds whose every loss was evaluated
-  if $PY -m crack_utils.study.budget completed --config "$run_config" --write "$CALL/config-report.yaml" \
+  if $PY -m crack_utils.tools.budget completed --config "$run_config" --write "$CALL/config-report.yaml" \
        2>&1 | tee -a "$OUT/plan.txt"; then
     timeout -s INT -k 5 "$(( $(left) - 10 ))" $PY -m crack_utils.pipeline --config "$CALL/config-report.yaml" \
       --stages report --no-progress 2>&1 | tee -a "$OUT/study.log" && status=0

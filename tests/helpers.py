@@ -12,10 +12,10 @@ def threads_env(threads: int) -> dict:
 
 
 def expected_bench_figures() -> list[str]:
-    """The figures ``python -m crack_utils.bench`` prints, in order, on this machine (CPU-only ones not on CUDA)."""
+    """The figures ``python -m crack_utils.tools.bench`` prints, in order, on this machine (CPU-only ones not on CUDA)."""
     import torch
 
-    from crack_utils.bench import FIGURES
+    from crack_utils.tools.bench import FIGURES
 
     return [f for f in FIGURES if not (f.startswith("cpu_") and torch.cuda.is_available())]
 

@@ -1,13 +1,13 @@
-"""Fitting a study into a wall-time budget (crack_utils.study.budget) and the concurrency figures it reads."""
+"""Fitting a study into a wall-time budget (crack_utils.tools.budget) and the concurrency figures it reads."""
 import json
 
 import pytest
 import yaml
 
-from crack_utils.concurrency import aggregate
+from crack_utils.tools.concurrency import aggregate
 from crack_utils.config import load_config
 from crack_utils.paths import repo_root
-from crack_utils.study import budget
+from crack_utils.tools import budget
 
 MEASURED = {1: 100.0, 2: 180.0, 4: 300.0, 8: 320.0}
 
@@ -138,7 +138,7 @@ def test_dask_starts_the_runs_that_are_ready_at_once_in_the_order_of_the_plan(mo
 def test_a_training_process_that_fails_before_it_is_ready_is_reported_with_its_error():
     import torch
 
-    from crack_utils.concurrency import measure
+    from crack_utils.tools.concurrency import measure
 
     if torch.cuda.is_available():
         pytest.skip("the failure used here is CUDA asked for on a machine without it")

@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pytest
 
-from crack_utils import compact_data
+from crack_utils.tools import compact_data
 from crack_utils.preprocess import load_cache, save_cache
 
 
@@ -38,16 +38,16 @@ def test_prepared_file_round_trip_through_the_command_line(tmp_path):
     images, masks = _arrays(n=4, size=16)
     save_cache(tmp_path / "src" / "prepared.npz", images, masks, ["a", "b", "c", "d"])
     compact = tmp_path / "carry" / "data.npz"
-    enc = subprocess.run([sys.executable, "-m", "crack_utils.compact_data", "encode", str(tmp_path / "src"), str(compact),
+    enc = subprocess.run([sys.executable, "-m", "crack_utils.tools.compact_data", "encode", str(tmp_path / "src"), str(compact),
                           "--quality", "95"], capture_output=True, text=True)
     assert enc.returncode == 0, enc.stderr
-    dec = subprocess.run([sys.executable, "-m", "crack_utils.compact_data", "decode", str(compact), str(tmp_path / "dst")],
+    dec = subprocess.run([sys.executable, "-m", "crack_utils.tools.compact_data", "decode", str(compact), str(tmp_path / "dst")],
                          capture_output=True, text=True)
     assert dec.returncode == 0, dec.stderr
     got_images, got_masks, ids = load_cache(tmp_path / "dst" / "prepared.npz")
     assert ids.tolist() == ["a", "b", "c", "d"]
     np.testing.assert_array_equal(got_masks, masks)
     assert got_images.shape == images.shape and np.abs(got_images.astype(int) - images).mean() < 4
-    missing = subprocess.run([sys.executable, "-m", "crack_utils.compact_data", "encode", str(tmp_path / "nowhere"),
+    missing = subprocess.run([sys.executable, "-m", "crack_utils.tools.compact_data", "encode", str(tmp_path / "nowhere"),
                               str(compact)], capture_output=True, text=True)
     assert missing.returncode == 1 and "nowhere" in missing.stderr and "Traceback" not in missing.stderr

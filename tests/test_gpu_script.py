@@ -41,7 +41,7 @@ def test_gpu_script_runs_the_whole_path_on_cpu(tmp_path):
     assert data.returncode == 0, data.stdout[-2000:] + data.stderr[-2000:]
     carry = tmp_path / "carry"
     carry.mkdir()
-    packed = subprocess.run([sys.executable, "-m", "crack_utils.compact_data", "encode", str(study / "01_data"),
+    packed = subprocess.run([sys.executable, "-m", "crack_utils.tools.compact_data", "encode", str(study / "01_data"),
                              str(carry / "data.npz"), "--quality", "80"], cwd=REPO, capture_output=True, text=True)
     assert packed.returncode == 0, packed.stderr
     subprocess.run(["split", "-b", "20k", str(carry / "data.npz"), str(carry / "data.npz.part-")], check=True)
@@ -62,7 +62,7 @@ def test_gpu_script_runs_the_whole_path_on_cpu(tmp_path):
     assert len(list((tmp_path / "out").iterdir())) <= 8  # what a lent machine returns at most
     lines = (tmp_path / "out" / "bench.txt").read_text().splitlines()  # stdout and stderr (2>&1 in the script)
     assert any(line.startswith("data: prepared arrays in results/tiny-gpu-script/01_data") for line in lines)
-    from crack_utils.bench import FIGURES
+    from crack_utils.tools.bench import FIGURES
 
     expected = expected_bench_figures()
     figures = dict(line.split(": ", 1) for line in lines if line.split(": ", 1)[0] in FIGURES)

@@ -1,8 +1,8 @@
-"""crack_utils.loss_terms: the clDice terms of a trained model (the over-segmentation diagnosis)."""
+"""crack_utils.tools.loss_terms: the clDice terms of a trained model (the over-segmentation diagnosis)."""
 import numpy as np
 import pytest
 
-from crack_utils.loss_terms import loss_terms, main
+from crack_utils.tools.loss_terms import loss_terms, main
 
 
 def _line_masks():

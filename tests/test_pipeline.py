@@ -208,7 +208,7 @@ def test_unknown_config_key_is_a_one_paragraph_error(tmp_path):
 @pytest.mark.notebooks(seconds=38)
 def test_benchmark_prints_every_figure():
     # without prepared arrays (a new user's `make bench`): synthetic images; the GPU-script test covers --data
-    result = subprocess.run([sys.executable, "-m", "crack_utils.bench", "--steps", "1", "--batch-size", "2",
+    result = subprocess.run([sys.executable, "-m", "crack_utils.tools.bench", "--steps", "1", "--batch-size", "2",
                              "--data", "no-such-folder"], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stdout.strip().splitlines()

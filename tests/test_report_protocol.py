@@ -1,8 +1,7 @@
 """The protocol line: from the trainings' metadata, or from the config when that was not kept."""
 import json
-import shutil
 
-from crack_utils import report
+from crack_utils.tools import migrate
 from crack_utils.paths import repo_root
 
 REPO = repo_root()
@@ -30,11 +29,11 @@ def _study(tmp_path, with_trainings: bool):
 
 def test_protocol_from_the_trainings_metadata_is_added_once(tmp_path):
     out = _study(tmp_path, with_trainings=True)
-    text = report.add_protocol(out)
+    text = migrate.add_protocol(out)
     assert text == ("Protocol: U-Net (resnet18), 5,699 training images at 128 px; 5 epochs × 1,500 images = 1.3 "
                     "passes over the training split (the paper: 50 epochs); batch 25, Adam lr 0.0005; seed(s) 0, 1; "
                     "device cpu, fp32.")
-    report.add_protocol(out)  # idempotent
+    migrate.add_protocol(out)  # idempotent
     assert (out / "table1.md").read_text().count("Protocol") == 1 and (out / "protocol.md").read_text() == text + "\n"
     page = (out / "report.html").read_text()
     assert page.count("Protocol") == 1 and page.index("Protocol") < page.index("Table 1")
@@ -42,9 +41,9 @@ def test_protocol_from_the_trainings_metadata_is_added_once(tmp_path):
 
 def test_protocol_from_the_config_when_training_metadata_was_not_kept(tmp_path):
     out = _study(tmp_path, with_trainings=False)
-    text = report.add_protocol(out)
+    text = migrate.add_protocol(out)
     assert text.startswith("Protocol (from the study config") and "5 epochs × 1,500 images (the paper: 50 epochs)" in text
-    report.add_protocol(out)
+    migrate.add_protocol(out)
     assert (out / "table1.md").read_text().count("Protocol") == 1
 
 

@@ -152,12 +152,12 @@ def test_ablation_table_and_alpha_curve(tmp_path):
 
 
 def test_regenerating_a_committed_studys_comparisons_from_its_csvs(tmp_path):
-    """python -m crack_utils.report --comparisons: paired_comparisons.csv from the per-image CSVs alone."""
+    """python -m crack_utils.tools.migrate --comparisons: paired_comparisons.csv from the per-image CSVs alone."""
     import json
 
     import pandas as pd
 
-    from crack_utils import report
+    from crack_utils.tools import migrate
 
     rng = np.random.default_rng(1)
     base = rng.random(50)
@@ -169,7 +169,7 @@ def test_regenerating_a_committed_studys_comparisons_from_its_csvs(tmp_path):
                           "dice": base + shift + rng.normal(0, 0.01, 50) + 0.002 * seed}).to_csv(folder / "per_image.csv", index=False)
     (tmp_path / "study_config.json").write_text(json.dumps({"losses": ["dice", "distance"], "seeds": [0, 1, 2]}))
     (tmp_path / "paired_comparisons.csv").write_text("comparison,wilcoxon_p\nold,1e-11\n")
-    assert report.main(["--comparisons", str(tmp_path)]) == 0
+    assert migrate.main(["--comparisons", str(tmp_path)]) == 0
     table = pd.read_csv(tmp_path / "paired_comparisons.csv")
     assert table.comparison.tolist() == ["distance - dice"] and "wilcoxon_p" not in table.columns
     row = table.iloc[0]

@@ -269,7 +269,7 @@ def test_provenance_of_a_training_is_who_trained_its_weights(tmp_path):
 
 
 def test_isa_check_control_is_bit_identical_and_the_table_names_each_setting():
-    from crack_utils.isa_check import compare
+    from crack_utils.tools.isa_check import compare
 
     table = compare(steps=2, size=32, batch=2, settings={"native": {}, "native (again)": {}})
     assert table.setting.tolist() == ["native", "native (again)"]
@@ -384,12 +384,16 @@ def test_the_package_map_names_every_module():
     # crack_utils/__init__.py and crack_utils/study/__init__.py map the modules by concern; a new module
     # must be placed on the map
     import crack_utils
+    import crack_utils.realdata
     import crack_utils.study
+    import crack_utils.tools
     from crack_utils.paths import repo_root
 
     import re
 
-    for package, folder in ((crack_utils, "crack_utils"), (crack_utils.study, "crack_utils/study")):
+    packages = ((crack_utils, "crack_utils"), (crack_utils.study, "crack_utils/study"),
+                (crack_utils.tools, "crack_utils/tools"), (crack_utils.realdata, "crack_utils/realdata"))
+    for package, folder in packages:
         modules = {p.stem for p in (repo_root() / folder).glob("*.py")} - {"__init__"}
         modules |= {p.parent.name for p in (repo_root() / folder).glob("*/__init__.py")}
         named = set(re.findall(r":mod:`\.(\w+)`", package.__doc__))

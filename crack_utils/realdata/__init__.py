@@ -8,7 +8,9 @@ to check that a copy is the one the study used.
 * :mod:`.select` — which patches of the cropped sets are kept (grid patches only, at most 8 or 6 per photo,
   drawn with seed 20240601);
 * :mod:`.checksums` — the committed checksum list (``data/real_data_sha256.csv.gz``) and the comparison of
-  a copy against it: ``python -m crack_utils.realdata.verify <root>`` (``make verify-data DATA=<root>``);
+  a copy against it;
+* :mod:`.verify` — the report of that comparison per dataset, and which study configs a matching copy
+  reproduces: ``python -m crack_utils.realdata.verify <root>`` (``make verify-data DATA=<root>``);
 * :mod:`.build` — rebuilds the six datasets from their origins and verifies them:
   ``python -m crack_utils.realdata.build --out <folder>`` (``make real-data OUT=<folder>``).
 

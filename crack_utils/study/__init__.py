@@ -9,7 +9,6 @@ up to date, executed (one process or a Dask cluster), watched and published.
 * :mod:`.publishing` — the headline files and the HTML index of a study;
 * :mod:`.notebook_run` — executing one run: papermill into an atomic run folder with its metadata;
 * :mod:`.lock` — one pipeline per study at a time;
-* :mod:`.budget` — fitting a study into a wall-time budget (the lent GPU's one call).
 * :mod:`.committed` — what the committed copy of a study keeps (compressed tables, notebooks without
   figures) and the size limits of the tracked tree.
 

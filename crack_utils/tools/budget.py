@@ -1,7 +1,7 @@
 """Fitting a study into a wall-time budget (the lent GPU's one call: ``scripts/gpu_paper.sh`` with ``DEADLINE``).
 
 ``plan``: from the measured aggregate training images/s of K trainings at once on the device
-(:mod:`crack_utils.concurrency`), the most seeds of the config's Table 1 (whole seeds: every loss) whose
+(:mod:`crack_utils.tools.concurrency`), the most seeds of the config's Table 1 (whole seeds: every loss) whose
 trainings, run in waves of whole seeds, fit the budget with a safety factor, and the wave size that finishes
 them soonest. If not even one seed fits at the config's epochs, the longest of :data:`FALLBACK_EPOCHS` that
 does (the plan and the written config's description say so: such a result is not the config's protocol). Writes the config with those seeds (and epochs) under the
@@ -97,8 +97,6 @@ def plan(measured: dict[int, float], seeds: list[int], losses: int, epochs: int,
 
 def training_images(data_dir: Path) -> int:
     """Images in the training split of a study's data stage (``manifest.csv``: split ``train``, prepared)."""
-    import pandas as pd
-
     from crack_utils.study.committed import read_table
 
     manifest = read_table(Path(data_dir) / "manifest.csv")
@@ -137,11 +135,11 @@ def derived_config(path: Path, seeds: list[int], epochs: int | None = None) -> d
 def main(argv=None) -> int:
     from crack_utils.config import load_config
 
-    parser = argparse.ArgumentParser(prog="python -m crack_utils.study.budget", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m crack_utils.tools.budget", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("plan", help="seeds, epochs and trainings at once that fit a budget")
     p.add_argument("--config", required=True)
-    p.add_argument("--throughput", required=True, help="JSON of python -m crack_utils.concurrency --json")
+    p.add_argument("--throughput", required=True, help="JSON of python -m crack_utils.tools.concurrency --json")
     p.add_argument("--budget-s", type=float, required=True)
     p.add_argument("--write", required=True, help="the config to run")
     p.add_argument("--env", required=True, help="shell variables of the plan (SEEDS, EPOCHS, WORKERS, ...)")

@@ -1,4 +1,4 @@
-"""Speed benchmark: ``python -m crack_utils.bench`` (or ``make bench``).
+"""Speed benchmark: ``python -m crack_utils.tools.bench`` (or ``make bench``).
 
 Prints the device, threads and versions, then one ``name: value`` line per figure (the last lines):
 
@@ -46,7 +46,7 @@ FIGURES = ("train_img_per_s_bce", "train_img_per_s_dice", "train_img_per_s_dista
            "train_gflop_per_s", "gemm_gflop_per_s", "train_over_gemm_flops_ratio")
 
 
-def _synthetic_arrays(n: int, size: int, seed: int = 0):
+def synthetic_arrays(n: int, size: int, seed: int = 0):
     images = np.empty((n, size, size, 3), np.uint8)
     masks = np.empty((n, size, size), np.uint8)
     for i in range(n):
@@ -98,7 +98,7 @@ def run(data_dir: str | None = None, steps: int = 4, batch_size: int = 25, size:
         size = images.shape[1]  # the study's image size (a 64-px study's arrays would not fit 128-px inputs)
         source = f"prepared arrays in {data_dir}"
     else:
-        images, masks = _synthetic_arrays(4 * batch_size, size)
+        images, masks = synthetic_arrays(4 * batch_size, size)
         source = "synthetic pairs"
     images, masks = images[: 8 * batch_size], masks[: 8 * batch_size]
     print(f"data: {source}, {len(images)} images of {images.shape[1]} px", flush=True)
@@ -217,7 +217,7 @@ def run(data_dir: str | None = None, steps: int = 4, batch_size: int = 25, size:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m crack_utils.bench", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m crack_utils.tools.bench", description=__doc__.split("\n")[0])
     parser.add_argument("--data", default="results/seeds/01_data",
                         help="prepared arrays of a study (falls back to synthetic pairs when absent)")
     parser.add_argument("--steps", type=int, default=4, help="timed training steps per figure")

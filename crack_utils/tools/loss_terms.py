@@ -1,6 +1,6 @@
 """What a trained model's clDice + Dice loss is made of, on the validation images of its study.
 
-``python -m crack_utils.loss_terms results/seeds cldice-seed0 dice-seed0 [--images 100]`` prints, per
+``python -m crack_utils.tools.loss_terms results/seeds cldice-seed0 dice-seed0 [--images 100]`` prints, per
 training: the soft-skeleton precision ``Tprec`` and sensitivity ``Tsens`` of soft clDice (Shit et al., CVPR
 2021; :func:`crack_utils.losses.soft_cldice_terms`), the clDice and soft Dice losses, and the mean predicted
 probability on background and on crack pixels. It shows why clDice + Dice over-segments after one pass

@@ -104,7 +104,7 @@ def score_effect(checkpoint: str | Path, data_dir: str | Path, quality: int = 90
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m crack_utils.compact_data", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m crack_utils.tools.compact_data", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     enc = sub.add_parser("encode", help="prepared.npz of a data folder -> compact file")
     enc.add_argument("data_dir")

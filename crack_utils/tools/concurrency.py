@@ -1,4 +1,4 @@
-"""K trainings at once on one device: aggregate training images/s (``python -m crack_utils.concurrency``).
+"""K trainings at once on one device: aggregate training images/s (``python -m crack_utils.tools.concurrency``).
 
 For each K (default 1, 2, 4, 8) K child processes each run the study's training step as
 :func:`crack_utils.training.train` runs it — the U-Net (batch 25, channels-last), batches made on the device by
@@ -11,7 +11,7 @@ and stopped. The aggregate is all their images over the span from the first star
 
 Prints one ``concurrent_train_img_per_s_k<K>: value`` line per K and ``concurrent_speedup_k<K>: value`` (over
 K = 1); ``--json FILE`` writes ``{"device": ..., "img_per_s": {K: value}}``, which
-:mod:`crack_utils.study.budget` reads to plan a study that fits a wall-time budget.
+:mod:`crack_utils.tools.budget` reads to plan a study that fits a wall-time budget.
 """
 from __future__ import annotations
 
@@ -89,13 +89,13 @@ def child(data_dir: str | None, seconds: float, device: str, amp: bool, batch_si
 def training_arrays(data_dir: str | None, size: int, n: int = 1000):
     """Up to ``n`` prepared image/mask pairs of a study (``data_dir/prepared.npz``) or, without one, synthetic
     pairs of ``size`` px. The content does not change the cost of a step."""
-    from crack_utils.bench import _synthetic_arrays
+    from crack_utils.tools.bench import synthetic_arrays
     from crack_utils.preprocess import load_cache
 
     if data_dir and (Path(data_dir) / "prepared.npz").is_file():
         images, masks, _ = load_cache(Path(data_dir) / "prepared.npz")
         return images[:n], masks[:n]
-    return _synthetic_arrays(min(n, 100), size)
+    return synthetic_arrays(min(n, 100), size)
 
 
 def aggregate(reports: list[dict]) -> float:
@@ -110,12 +110,12 @@ def aggregate(reports: list[dict]) -> float:
 
 
 def measure(k: int, child_args: list[str], timeout: float = 300.0) -> float:
-    """Start ``k`` children (``python -m crack_utils.concurrency --child ...``), start them together once all
+    """Start ``k`` children (``python -m crack_utils.tools.concurrency --child ...``), start them together once all
     are warm, and return their aggregate images/s (:func:`aggregate`). A child that fails raises
     RuntimeError with the end of its stderr (kept in a file, so a chatty child never blocks on a full pipe)."""
     import tempfile
 
-    command = [sys.executable, "-m", "crack_utils.concurrency", "--child", *child_args]
+    command = [sys.executable, "-m", "crack_utils.tools.concurrency", "--child", *child_args]
     with tempfile.TemporaryDirectory() as tmp:
         logs = [open(Path(tmp) / f"child{i}.log", "w+") for i in range(k)]
         procs = [subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True)
@@ -153,7 +153,7 @@ def measure(k: int, child_args: list[str], timeout: float = 300.0) -> float:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m crack_utils.concurrency", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m crack_utils.tools.concurrency", description=__doc__.split("\n")[0])
     parser.add_argument("--k", type=int, nargs="+", default=list(DEFAULT_KS), help="trainings at once (default 1 2 4 8)")
     parser.add_argument("--seconds", type=float, default=8.0, help="timed seconds per K (default 8)")
     parser.add_argument("--data", default=None, help="a study's prepared arrays (results/<name>/01_data); else synthetic")

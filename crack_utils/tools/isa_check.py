@@ -1,4 +1,4 @@
-"""Do the CPU kernels torch picks change a training's result? ``python -m crack_utils.isa_check``.
+"""Do the CPU kernels torch picks change a training's result? ``python -m crack_utils.tools.isa_check``.
 
 The same seed trained on two 2-core machines gave pooled BCE Dice 0.708 vs 0.682, while two runs on one machine
 are bit-identical. One suspected cause: torch and oneDNN choose kernels by the CPU's instruction set (AVX2,
@@ -74,7 +74,7 @@ def compare(steps: int = 20, size: int = 64, batch: int = 8, settings: dict | No
         for name, overrides in settings.items():
             out = Path(tmp) / f"run{len(runs)}"
             out.mkdir()
-            code = (f"from pathlib import Path; from crack_utils.isa_check import train_steps; "
+            code = (f"from pathlib import Path; from crack_utils.tools.isa_check import train_steps; "
                     f"train_steps(Path({str(out)!r}), {steps}, {size}, {batch})")
             done = subprocess.run([sys.executable, "-c", code], env={**os.environ, **overrides},
                                   capture_output=True, text=True)
