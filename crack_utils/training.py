@@ -124,6 +124,32 @@ def validate(model, loader, loss_fn, device, threshold: float = 0.5, amp: bool =
     return {"val_loss": sum(losses) / sum(len(p) for p in preds), **{f"val_{k}": v for k, v in scores.items()}}
 
 
+def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn, image: torch.Tensor,
+               mask: torch.Tensor, aux: torch.Tensor | None, *, amp: bool = False, channels_last: bool = False,
+               before_backward=None) -> torch.Tensor:
+    """One optimisation step — the one every training (:func:`train`) and every benchmark
+    (:mod:`crack_utils.tools`) takes.
+
+    ``image``: (N, 3, H, W) float in [0, 1] on the model's device (made channels-last first when
+    ``channels_last``); ``mask``: (N, 1, H, W) in {0, 1}; ``aux``: the map the loss reads (distance map or
+    skeleton tube, (N, 1, H, W)) or None. The forward pass runs under bf16 autocast when ``amp`` (a bool:
+    resolve ``"auto"`` with :func:`resolve_amp` first); the loss is computed in float32 either way.
+    ``before_backward(loss)``, when given, sees the loss before the weights change (the divergence check and
+    the progress line of :func:`train`). Then zero_grad, backward, step. Returns the loss, a 0-d tensor (not
+    synchronised with the device)."""
+    if channels_last:
+        image = image.contiguous(memory_format=torch.channels_last)
+    with torch.autocast(image.device.type, dtype=torch.bfloat16, enabled=amp):
+        logits = model(image)
+    loss = loss_fn(logits, mask, aux)
+    if before_backward is not None:
+        before_backward(loss)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
 def train(model: torch.nn.Module, loss_fn, train_set, val_set, out_dir: str | Path, *,
           checkpoint_dir: str | Path | None = None, epochs: int = 50,
           batch_size: int = 25, lr: float = 5e-4, device: torch.device | str = "cpu", seed: int = 0,
@@ -195,20 +221,17 @@ def train(model: torch.nn.Module, loss_fn, train_set, val_set, out_dir: str | Pa
         steps_done_at = t0  # when the epoch's last finished step ended (its progress clock)
         for step, (image, mask, dist) in enumerate(bar, 1):
             image = image.to(device, non_blocking=pin)
-            if channels_last:
-                image = image.contiguous(memory_format=torch.channels_last)
             mask, dist = mask.to(device, non_blocking=pin), dist.to(device, non_blocking=pin)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                logits = model(image)
-            loss = loss_fn(logits, mask, dist)
-            if loss_sum.add(loss, len(image)) or watch.due():  # on CPU: every step, before it is taken
-                mean = loss_sum.mean(epoch + 1, last)
-                bar.set_postfix(loss=f"{mean:.4f}")
-                watch.write(epoch=epoch, batch=step, history=history, train_loss=mean,
-                            epoch_seconds=steps_done_at - t0)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+
+            def check_and_report(loss, step=step, n=len(image)):
+                if loss_sum.add(loss, n) or watch.due():  # on CPU: every step, before it is taken
+                    mean = loss_sum.mean(epoch + 1, last)
+                    bar.set_postfix(loss=f"{mean:.4f}")
+                    watch.write(epoch=epoch, batch=step, history=history, train_loss=mean,
+                                epoch_seconds=steps_done_at - t0)
+
+            train_step(model, optimizer, loss_fn, image, mask, dist, amp=use_amp, channels_last=channels_last,
+                       before_backward=check_and_report)
             steps_done_at = time.perf_counter()
         row = {"epoch": epoch + 1, "train_loss": loss_sum.mean(epoch + 1, last)}
         row.update(validate(model, val_loader, loss_fn, device, amp=use_amp))
@@ -335,6 +358,19 @@ def native_cpu_bf16() -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
+
+
+def parse_amp(text: str | bool) -> bool | str:
+    """A command line's ``--amp`` value: ``"auto"`` (decided by :func:`resolve_amp`), ``on``/``true``/``1``
+    or ``off``/``false``/``0``; ValueError otherwise."""
+    if isinstance(text, bool) or text == "auto":
+        return text
+    value = str(text).strip().lower()
+    if value in ("on", "true", "1", "yes"):
+        return True
+    if value in ("off", "false", "0", "no"):
+        return False
+    raise ValueError(f"--amp must be auto, on or off, got {text!r}")
 
 
 def resolve_amp(amp: bool | str, device: torch.device | str) -> bool:

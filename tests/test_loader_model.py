@@ -246,6 +246,33 @@ def test_auto_precision_follows_the_hardware():
     assert training.resolve_amp("auto", "cpu") == training.native_cpu_bf16()
 
 
+def test_amp_on_the_command_line_is_auto_on_or_off():
+    assert training.parse_amp("auto") == "auto"
+    assert training.parse_amp("on") is True and training.parse_amp("True") is True
+    assert training.parse_amp("off") is False and training.parse_amp("false") is False
+    with pytest.raises(ValueError, match="auto, on or off"):
+        training.parse_amp("bf16")
+
+
+def test_the_training_step_sees_the_loss_before_the_weights_change_then_steps():
+    torch.manual_seed(0)
+    net = models.build_model("resnet18", None, dropout=0.0, decoder_channels=(16, 16, 8, 8, 8))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    image, mask = torch.rand(2, 3, 32, 32), (torch.rand(2, 1, 32, 32) > 0.8).float()
+    loss_fn = torch.nn.functional.binary_cross_entropy_with_logits
+    before = [p.detach().clone() for p in net.parameters()]
+    seen = []
+
+    def check(loss):  # called between the loss and the step: the weights are still the old ones
+        seen.append((float(loss), all(torch.equal(a, b) for a, b in zip(before, net.parameters()))))
+
+    net.train()
+    loss = training.train_step(net, opt, lambda logits, m, aux: loss_fn(logits, m), image, mask, None,
+                               channels_last=True, before_backward=check)
+    assert seen == [(float(loss), True)]
+    assert any(not torch.equal(a, b) for a, b in zip(before, net.parameters()))  # the step was taken
+
+
 def test_crack_prior_sets_the_starting_probability_only():
     torch.manual_seed(0)
     plain = models.build_model(decoder_channels=(16, 8, 8, 8, 8)).eval()

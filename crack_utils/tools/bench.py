@@ -17,7 +17,7 @@ Prints the device, threads and versions, then one ``name: value`` line per figur
   interleaved: above 1, bf16 is faster on this CPU (see ``training.resolve_amp``);
 * ``train_gflop_per_image`` — counted by torch's ``FlopCounterMode`` (forward and backward);
   ``train_gflop_per_s`` — that times the best training images/s; ``gemm_gflop_per_s`` — a large fp32 (or,
-  with ``--amp``, bf16) matrix product, the practical peak of this device; ``train_over_gemm_flops_ratio``
+  with bf16 autocast on, bf16) matrix product, the practical peak of this device; ``train_over_gemm_flops_ratio``
   — how close the training step gets to it.
 
 Real data: the prepared arrays of a study (``--data results/<name>/01_data``) when given and present,
@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from crack_utils import augment, distance, losses, model as models, run_metadata, synthetic
+from crack_utils import augment, distance, losses, model as models, run_metadata, synthetic, training
 from crack_utils.evaluation import predict_probabilities
 from crack_utils.loader import CrackDataset
 from crack_utils.preprocess import load_cache, resize_image, resize_mask
@@ -46,7 +46,9 @@ FIGURES = ("train_img_per_s_bce", "train_img_per_s_dice", "train_img_per_s_dista
            "train_gflop_per_s", "gemm_gflop_per_s", "train_over_gemm_flops_ratio")
 
 
-def synthetic_arrays(n: int, size: int, seed: int = 0):
+def synthetic_arrays(n: int, size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` synthetic pairs at ``size`` px (every 7th crack-free): images (n, size, size, 3) uint8, masks
+    (n, size, size) uint8 in {0, 1}. What the benchmarks train on without a study's prepared arrays."""
     images = np.empty((n, size, size, 3), np.uint8)
     masks = np.empty((n, size, size), np.uint8)
     for i in range(n):
@@ -89,9 +91,11 @@ def flop_figures(net, x, train_step, batch_size: int, img_per_s: float, dev, amp
 
 
 def run(data_dir: str | None = None, steps: int = 4, batch_size: int = 25, size: int = 128,
-        encoder: str = "resnet18", device: str = "auto", amp: bool = False) -> dict[str, float]:
-    """Measure every figure; returns ``{name: value}`` (see the module docstring)."""
+        encoder: str = "resnet18", device: str = "auto", amp: bool | str = "auto") -> dict[str, float]:
+    """Measure every figure; returns ``{name: value}`` (see the module docstring). ``amp``: bf16 autocast,
+    ``"auto"`` by the training's rule (:func:`crack_utils.training.resolve_amp`)."""
     dev = models.pick_device(device)
+    amp = training.resolve_amp(amp, dev)
     torch.manual_seed(0)
     if data_dir and (Path(data_dir) / "prepared.npz").is_file():
         images, masks, _ = load_cache(Path(data_dir) / "prepared.npz")
@@ -104,7 +108,7 @@ def run(data_dir: str | None = None, steps: int = 4, batch_size: int = 25, size:
     print(f"data: {source}, {len(images)} images of {images.shape[1]} px", flush=True)
 
     net = models.build_model(encoder).to(dev)
-    channels_last = dev.type == "cpu"
+    channels_last = dev.type in training.CHANNELS_LAST_DEVICES  # laid out as training.train lays it out
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(net.parameters(), lr=5e-4)
@@ -118,12 +122,7 @@ def run(data_dir: str | None = None, steps: int = 4, batch_size: int = 25, size:
 
     def step(loss_name: str, with_maps: bool = False, bf16: bool = amp):
         d = torch.from_numpy(distance.distance_maps(y_np)[:, None]).to(dev) if with_maps else dist
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
-            out = net(x)
-        loss = loss_fns[loss_name](out, y, d)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        training.train_step(net, opt, loss_fns[loss_name], x, y, d, amp=bf16)
         _sync(dev)
 
     net.train()
@@ -165,15 +164,8 @@ def run(data_dir: str | None = None, steps: int = 4, batch_size: int = 25, size:
             if i >= batches:
                 break
             if train:
-                image = image.to(dev)
-                if channels_last:
-                    image = image.contiguous(memory_format=torch.channels_last)
-                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-                    out = net(image)
-                loss = fn(out, mask.to(dev), d.to(dev))
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                training.train_step(net, opt, fn, image.to(dev), mask.to(dev), d.to(dev), amp=amp,
+                                    channels_last=channels_last)
             seen += len(image)
         _sync(dev)
         return seen / (time.perf_counter() - t0)
@@ -224,7 +216,9 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=25)
     parser.add_argument("--encoder", default="resnet18")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--amp", action="store_true", help="bf16 autocast (GPU)")
+    parser.add_argument("--amp", nargs="?", const="on", default="auto", type=training.parse_amp,
+                        help="bf16 autocast: auto (the training's rule: on CUDA or a CPU with native bf16; the "
+                             "default), on (a bare --amp) or off")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = parser.parse_args(argv)
     if args.threads:

@@ -3,7 +3,7 @@
 For each K (default 1, 2, 4, 8) K child processes each run the study's training step as
 :func:`crack_utils.training.train` runs it — the U-Net (batch 25, channels-last), batches made on the device by
 :class:`~crack_utils.device_batches.DeviceBatches` (augmentation and distance maps included), the
-Distance-based Loss, Adam, bf16 autocast with ``--amp``, the loss read every
+Distance-based Loss, Adam, bf16 autocast by the training's rule (``--amp auto``, on or off), the loss read every
 :data:`~crack_utils.training.SYNC_EVERY` steps on CUDA — on the same device at once, as ``--per-gpu K`` does in
 a study. Each child warms up (cuDNN's autotuning, the allocator), says it is ready and waits; when all are
 ready they start together, train for ``--seconds`` and report the images they trained and when they started
@@ -22,21 +22,24 @@ import sys
 import time
 from pathlib import Path
 
+from crack_utils import training
+
 DEFAULT_KS = (1, 2, 4, 8)
 READY = "ready"
 
 
-def child(data_dir: str | None, seconds: float, device: str, amp: bool, batch_size: int, size: int,
+def child(data_dir: str | None, seconds: float, device: str, amp: bool | str, batch_size: int, size: int,
           warmup_steps: int, threads: int) -> dict:
     """One training process: warm up, print :data:`READY`, wait for a line on stdin, train for ``seconds``;
     returns ``{"images", "start", "end"}`` (wall-clock times, seconds since the epoch)."""
     import torch
 
-    from crack_utils import losses, model as models, training
+    from crack_utils import losses, model as models
     from crack_utils.device_batches import DeviceBatches
 
     torch.set_num_threads(threads)
     dev = models.pick_device(device)
+    amp = training.resolve_amp(amp, dev)
     images, masks = training_arrays(data_dir, size)
     torch.manual_seed(0)
     torch.backends.cudnn.benchmark = True
@@ -60,18 +63,14 @@ def child(data_dir: str | None, seconds: float, device: str, amp: bool, batch_si
     stream = epochs()
     loss_sum = training.LossSum(dev, every=1 if dev.type == "cpu" else training.SYNC_EVERY)
 
+    def read_loss(loss, n: int) -> None:  # as the training reads it: every SYNC_EVERY steps on the GPU
+        if loss_sum.add(loss, n):
+            loss_sum.mean(0, Path("none"))
+
     def step() -> int:
         image, mask, dist = next(stream)
-        if channels_last:
-            image = image.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-            logits = net(image)
-        loss = loss_fn(logits, mask, dist)
-        if loss_sum.add(loss, len(image)):
-            loss_sum.mean(0, Path("none"))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        training.train_step(net, opt, loss_fn, image, mask, dist, amp=amp, channels_last=channels_last,
+                            before_backward=lambda loss: read_loss(loss, len(image)))
         return len(image)
 
     for _ in range(warmup_steps):
@@ -158,7 +157,9 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", type=float, default=8.0, help="timed seconds per K (default 8)")
     parser.add_argument("--data", default=None, help="a study's prepared arrays (results/<name>/01_data); else synthetic")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--amp", action="store_true", help="bf16 autocast (GPU)")
+    parser.add_argument("--amp", nargs="?", const="on", default="auto", type=training.parse_amp,
+                        help="bf16 autocast: auto (the training's rule: on CUDA or a CPU with native bf16; the "
+                             "default), on (a bare --amp) or off")
     parser.add_argument("--batch-size", type=int, default=25)
     parser.add_argument("--size", type=int, default=128, help="image size of synthetic pairs")
     parser.add_argument("--warmup-steps", type=int, default=5)
@@ -185,7 +186,8 @@ def main(argv=None) -> int:
         threads = worker_threads(k)  # as each of K local Dask workers gets: a share of the cores
         child_args = ["--seconds", str(args.seconds), "--device", args.device, "--batch-size", str(args.batch_size),
                       "--size", str(args.size), "--warmup-steps", str(args.warmup_steps), "--threads", str(threads),
-                      *(["--data", args.data] if args.data else []), *(["--amp"] if args.amp else [])]
+                      *(["--data", args.data] if args.data else []),
+                      "--amp", "auto" if args.amp == "auto" else ("on" if args.amp else "off")]
         try:
             figures[k] = measure(k, child_args)
         except RuntimeError as err:  # the other K still count: a plan can use what was measured

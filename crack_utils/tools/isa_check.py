@@ -40,7 +40,7 @@ def train_steps(out: Path, steps: int, size: int, batch: int, seed: int = 0) -> 
 
     from crack_utils import losses, model as models, run_metadata, synthetic
     from crack_utils.preprocess import resize_image, resize_mask
-    from crack_utils.training import seed_everything
+    from crack_utils.training import seed_everything, train_step
 
     torch.set_num_threads(int(os.environ.get("ISA_CHECK_THREADS", torch.get_num_threads())))
     seed_everything(seed)
@@ -54,11 +54,7 @@ def train_steps(out: Path, steps: int, size: int, batch: int, seed: int = 0) -> 
     trace = []
     net.train()
     for _ in range(steps):
-        loss = loss_fn(net(x), y, None)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        trace.append(float(loss))
+        trace.append(float(train_step(net, opt, loss_fn, x, y, None)))
     weights = torch.cat([p.detach().flatten() for p in net.parameters()]).numpy()
     np.save(out / "weights.npy", weights)
     (out / "run.json").write_text(json.dumps({"loss": trace, "cpu_isa": run_metadata.device_description()["cpu_isa"]}))
