@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from crack_utils.augment import IMAGENET_MEAN, IMAGENET_STD
-from crack_utils.distance import DEFAULT_NORMALIZATION, DEFAULT_RADIUS, EMPTY_MASK_VALUE, _check_normalization
+from crack_utils.distance import DEFAULT_NORMALIZATION, DEFAULT_RADIUS, EMPTY_MASK_VALUE, check_normalization
 from crack_utils.loader import EpochSampler
 
 AUX_MAPS_ON_DEVICE: tuple[str, ...] = ("distance",)
@@ -83,7 +83,7 @@ def distance_maps_torch(masks: torch.Tensor, normalization: str = DEFAULT_NORMAL
     ``d / sqrt(H² + W²)``, ``"max"`` ``d / max d`` per image (0 on an all-crack tile). A crack-free mask gives
     1.0 everywhere under every normalization.
     """
-    _check_normalization(normalization, radius)
+    check_normalization(normalization, radius)
     # Square root in float64, rounded once to float32, as distance.raw_distance does (torch's float32 sqrt is
     # not always correctly rounded on CPU: sqrt(37) came out one ulp low).
     d = edt_squared(masks).double().sqrt().float()
@@ -228,7 +228,7 @@ class DeviceBatches:
                              "vectorize); use the CPU loader, crack_utils.loader.CrackDataset(aux='skeleton_tube')")
         if aux not in AUX_MAPS_ON_DEVICE:
             raise ValueError(f"unknown auxiliary map {aux!r}; valid on the device: {', '.join(AUX_MAPS_ON_DEVICE)}")
-        _check_normalization(normalization, radius)
+        check_normalization(normalization, radius)
         if len(images) != len(masks):
             raise ValueError(f"{len(images)} images but {len(masks)} masks")
         if len(images) < 1:

@@ -34,7 +34,9 @@ DEFAULT_RADIUS = 20.0
 EMPTY_MASK_VALUE = 1.0
 
 
-def _check_normalization(normalization: str, radius: float) -> None:
+def check_normalization(normalization: str, radius: float) -> None:
+    """ValueError unless ``normalization`` is one of :data:`NORMALIZATIONS` and, for ``"radius"``, ``radius``
+    is a positive finite number of pixels."""
     if normalization not in NORMALIZATIONS:
         raise ValueError(
             f"unknown distance normalization {normalization!r}; valid: {', '.join(NORMALIZATIONS)}"
@@ -73,7 +75,7 @@ def distance_map(
     ``"diagonal"`` (``d / sqrt(H² + W²)``) or ``"max"`` (``d / max d`` of this image). A crack-free
     mask gives 1.0 everywhere (every false positive maximally far).
     """
-    _check_normalization(normalization, radius)
+    check_normalization(normalization, radius)
     d = raw_distance(mask)
     if not np.isfinite(d).all():
         return np.full(d.shape, EMPTY_MASK_VALUE, dtype=np.float32)

@@ -59,13 +59,21 @@ KERNEL_ENV_VARIABLES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_C
                         "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR")
 
 
+def native_cpu_bf16() -> bool:
+    """Whether this CPU runs bf16 convolutions natively (oneDNN's check: AVX-512 BF16 or AMX)."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def device_description() -> dict:
     """Threads, CPUs, the CPU model and the instruction set torch uses (``cpu_isa``: kernels, and hence the
     last digits of results, differ between e.g. AVX2 and AVX-512 machines), the kernel settings in the
     environment (``cpu_kernel_env``, :data:`KERNEL_ENV_VARIABLES`; ``{}`` when none), native bf16, GPU name."""
     import torch
-
-    from crack_utils.training import native_cpu_bf16
 
     info = {"torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "cuda": torch.cuda.is_available(),
             "cpu_model": cpu_model(), "cpu_isa": torch.backends.cpu.get_cpu_capability(),

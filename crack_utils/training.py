@@ -40,6 +40,8 @@ from crack_utils.progress import progress_bar
 
 from crack_utils.loader import EpochSampler
 from crack_utils.metrics import pooled_scores
+from crack_utils import run_metadata
+from crack_utils.run_metadata import native_cpu_bf16
 
 
 LR_SCHEDULES = ("constant", "cosine")
@@ -262,7 +264,6 @@ def train(model: torch.nn.Module, loss_fn, train_set, val_set, out_dir: str | Pa
 
 def _provenance() -> dict:
     """Commit and machine of this process, for the ``segments`` of a training (see the module docstring)."""
-    from crack_utils import run_metadata
     from crack_utils.paths import repo_root
 
     try:
@@ -352,14 +353,6 @@ def device_loaders(train_set, val_set, device, batch_size: int, samples_per_epoc
     return train, val
 
 
-def native_cpu_bf16() -> bool:
-    """Whether this CPU runs bf16 convolutions natively (oneDNN's check: AVX-512 BF16 or AMX)."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
 def parse_amp(text: str | bool) -> bool | str:
     """A command line's ``--amp`` value: ``"auto"`` (decided by :func:`resolve_amp`), ``on``/``true``/``1``
     or ``off``/``false``/``0``; ValueError otherwise."""
@@ -375,7 +368,7 @@ def parse_amp(text: str | bool) -> bool | str:
 
 def resolve_amp(amp: bool | str, device: torch.device | str) -> bool:
     """Whether to train with bf16 autocast: ``True``/``False`` as given; ``"auto"``: on CUDA, and on CPUs
-    with native bf16 (:func:`native_cpu_bf16`). Measured (``make bench``, figure
+    with native bf16 (:func:`crack_utils.run_metadata.native_cpu_bf16`). Measured (``make bench``, figure
     ``cpu_bf16_over_fp32_step_ratio``): on an AVX2-only CPU bf16 autocast is ~14x *slower* than fp32,
     so ``"auto"`` never turns it on there."""
     if amp != "auto":

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from crack_utils import augment, distance, model as models, training
+from crack_utils import augment, distance, model as models, run_metadata, training
 from crack_utils.loader import CrackDataset
 
 
@@ -243,7 +243,7 @@ def test_plateau_rule_on_history_tables():
 
 def test_auto_precision_follows_the_hardware():
     assert training.resolve_amp(True, "cpu") and not training.resolve_amp(False, "cpu")
-    assert training.resolve_amp("auto", "cpu") == training.native_cpu_bf16()
+    assert training.resolve_amp("auto", "cpu") == run_metadata.native_cpu_bf16()
 
 
 def test_amp_on_the_command_line_is_auto_on_or_off():
