@@ -34,7 +34,8 @@ from pathlib import Path
 from crack_utils.config import ConfigError, check_paths, load_config, trainings, variant_seeds
 from crack_utils.paths import repo_root
 from crack_utils.study import layout
-from crack_utils.study.executor import Outcome, close_client, connect, local_cluster, run_in_process, run_on_dask
+from crack_utils.study.executor import (Outcome, close_client, connect, local_cluster, run_in_process, run_on_dask,
+                                        run_states)
 from crack_utils.study.lock import study_lock
 from crack_utils.study.layout import PUBLISHED  # noqa: F401  (re-exported: the published file list)
 from crack_utils.study.notebook_run import (NOTEBOOKS, Run, StudyError, check_parameters,  # noqa: F401
@@ -210,6 +211,24 @@ def run_studies(config_paths, stages: list[str] | None = None, progress: bool = 
         return [repo / layout.study_dir(n) for n in names]
 
 
+def dry_run(config_path: str | Path, stages: list[str] | None = None, force=None) -> dict[str, str]:
+    """What ``run_study`` would do to each run of a config, without running anything (``--dry-run``):
+    ``{run name: state}`` (:func:`crack_utils.study.executor.run_states`). Prints one line per run that
+    would execute and a count per state."""
+    from collections import Counter
+
+    config = load_config(config_path)
+    repo = repo_root()
+    states = run_states(study_runs(config, stages), repo / "results", repo, force)
+    for name, state in states.items():
+        if state != "up to date":
+            print(f"  {name}: {state}")
+    counts = Counter(states.values())
+    print(f"study {config['name']!r}: {len(states)} notebook runs; "
+          + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())), flush=True)
+    return states
+
+
 def report_pointer(study_dir: str, repo: Path, report_stage_ran: bool) -> str:
     """Where the study's results can be read: its report page, said to be older when this run left out
     the report stage, or just its folder when no report stage ever ran."""
@@ -259,6 +278,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-gpu", type=int, default=1, metavar="K", help="with --workers on GPUs: K trainings per GPU")
     parser.add_argument("--scheduler", metavar="ADDRESS",
                         help="run on an existing Dask cluster: tcp://host:port or a scheduler file")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="run nothing: list the runs that would execute (not run yet, out of date, after an "
+                             "upstream run, forced) and count those up to date")
     parser.add_argument("--no-progress", action="store_true", help="hide papermill's cell progress bars")
     parser.add_argument("--progress-every", type=float, default=15.0, metavar="SECONDS",
                         help="print the live progress line (runs, ETA, running trainings) at most this often (default 15)")
@@ -275,6 +297,9 @@ def main(argv: list[str] | None = None) -> int:
         # ignores SIGINT for it: Ctrl-C / kill -INT / timeout -s INT must still stop the study cleanly
         signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
+        if args.dry_run:
+            dry_run(args.config, args.stages, force)
+            return 0
         run_study(args.config, args.stages, progress=not args.no_progress, force=force, workers=args.workers,
                   scheduler=args.scheduler, per_gpu=args.per_gpu, watch_interval=args.progress_every)
     except (ConfigError, StudyError, ValueError) as err:

@@ -99,3 +99,30 @@ def test_the_newer_of_a_plain_table_and_its_xz_copy_is_read(tmp_path):
     assert committed.read_table(plain)["dice"].tolist() == [0.9]
     os.utime(plain, (10**10, 10**10))
     assert committed.read_table(plain)["dice"].tolist() == [0.1]
+
+
+def _committed_study_configs():
+    from crack_utils.config import load_config
+
+    repo = repo_root()
+    configs = [load_config(path) for path in sorted((repo / "configs").glob("*.yaml"))]
+    return [c for c in configs if (repo / "results" / c["name"] / "study_config.json").is_file()]
+
+
+def test_a_changed_parameter_makes_its_runs_and_what_reads_them_out_of_date():
+    import copy
+
+    from crack_utils.config import load_config
+    from crack_utils.pipeline import study_runs
+    from crack_utils.study.executor import run_states
+
+    repo = repo_root()
+    config = copy.deepcopy(load_config(repo / "configs" / "seeds.yaml"))
+    config["training"]["lr"] = 1e-3
+    states = run_states(study_runs(config), repo / "results", repo)
+    assert states["seeds/03_train/dice-seed0"] == "out of date"
+    assert states["seeds/04_evaluate/dice-seed0"] == "after upstream"
+    assert states["seeds/01_data"] == states["seeds/02_distance"] == "up to date"
+    assert states["seeds/05_report"] == "after upstream"
+    forced = run_states(study_runs(config, ["data"]), repo / "results", repo, force={"data"})
+    assert forced == {"seeds/01_data": "forced"}

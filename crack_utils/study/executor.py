@@ -140,6 +140,33 @@ def needed_outputs(runs: list[Run], results: Path, repo: Path, force=None) -> se
     return needed
 
 
+def run_states(runs: list[Run], results: Path, repo: Path, force=None) -> dict[str, str]:
+    """What running ``runs`` now would do to each, decided from the disk without executing anything:
+    ``"up to date"`` (a finished run with the current fingerprint), ``"not run yet"`` (no finished run in
+    its folder), ``"out of date"`` (a finished run whose fingerprint differs: its notebook, parameters or
+    inputs changed), ``"after upstream"`` (finished and current, but an upstream run will execute and give it
+    a new input) or ``"forced"``. Git-ignored outputs aside (a fresh clone restores them without retraining,
+    :func:`run_one`). In plan order, so upstream runs come first."""
+    results, repo = Path(results), Path(repo)
+    states: dict[str, str] = {}
+    for run in runs:
+        folder = results / run.name
+        if forced(run, force):
+            states[run.name] = "forced"
+        elif freshness.read_metadata(folder) is None:
+            states[run.name] = "not run yet"
+        elif any(states.get(dep, "up to date") != "up to date" for dep in run.deps):
+            states[run.name] = "after upstream"
+        else:
+            try:
+                current = freshness.is_complete_with(folder, Path(run.notebook).name,
+                                                     current_fingerprint(run, results, repo))
+            except (OSError, KeyError):
+                current = False
+            states[run.name] = "up to date" if current else "out of date"
+    return states
+
+
 def _share_cores_on_a_cluster_worker() -> None:
     """On a Dask worker of a cluster we did not start (``--scheduler``), Dask's nanny set OMP/MKL/OpenBLAS to
     1 thread; give the kernels this worker starts the cores the worker may use (:class:`PinWorker` does
