@@ -24,8 +24,9 @@
   a command (``python -m crack_utils.tools.<name>``): the :mod:`.tools` sub-package — benchmarks, the
   instruction-set check, loss terms of trained models, the compact data a GPU call carries and its call
   plan, the wall-time budget planner, migrations of committed studies;
-* shared by all of them: :mod:`.paths` (paths relative to the repository), :mod:`.progress` (progress
-  bars), :mod:`.run_metadata` (what produced a result).
+* shared by all of them: :mod:`.paper` (the paper's protocol in numbers: the one place that holds them),
+  :mod:`.paths` (paths relative to the repository), :mod:`.progress` (progress bars), :mod:`.run_metadata`
+  (what produced a result).
 
 Only the study layer, the real-data tools and the tools are sub-packages. The other modules stay flat on purpose: the notebooks import them as
 ``from crack_utils import losses, training, ...``, and every committed run's fingerprint includes its

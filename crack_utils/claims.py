@@ -85,7 +85,12 @@ def tolerance_f1(pred, target, radius: float = 2.0) -> dict[str, float]:
             "tol_f1": _ratio(2 * precision * recall, precision + recall, nothing)}
 
 
-def claim_scores(pred, target, far: tuple[float, ...] = (5.0, 20.0), radius: float = 2.0) -> dict[str, float]:
+#: Distances (px) beyond which a false-positive pixel counts as far: near the crack, and at the distance maps'
+#: default radius, where Eq. 2's penalty stops growing (the ``fp_far_<d>px`` columns).
+FAR_DISTANCES_PX: tuple[float, ...] = (5.0, 20.0)
+
+
+def claim_scores(pred, target, far: tuple[float, ...] = FAR_DISTANCES_PX, radius: float = 2.0) -> dict[str, float]:
     """Every claim metric of one image as a flat dict (see the module docstring)."""
     pred, target = _pair(pred, target)
     d = false_positive_distances(pred, target)

@@ -12,8 +12,10 @@ from pathlib import Path
 import yaml
 
 from crack_utils.config_schema import ConfigError, check_values
-from crack_utils.distance import NORMALIZATIONS
-from crack_utils.losses import LOSSES
+from crack_utils.distance import DEFAULT_NORMALIZATION, DEFAULT_RADIUS, NORMALIZATIONS
+from crack_utils import paper
+from crack_utils.losses import DEFAULT_DIST_MODE, LOSSES
+from crack_utils.model import DEFAULT_DECODER_CHANNELS, DEFAULT_ENCODER
 from crack_utils.study.layout import run_tag
 
 DEFAULTS: dict = {
@@ -28,16 +30,16 @@ DEFAULTS: dict = {
         "test_dataset": None,          # hold one dataset out as the whole test set
         "exclusions_file": "data/exclusions.csv",
         "split_seed": 0,
-        "fractions": [0.8, 0.1, 0.1],
+        "fractions": list(paper.SPLIT_FRACTIONS),
         "screening": {"min_darker_by": 0.0, "max_crack_fraction": 0.5, "max_width": 6.0, "wide_min_darker_by": 10.0},
     },
-    "image_size": 128,
-    "distance": {"normalization": "radius", "radius": 20.0},
+    "image_size": paper.IMAGE_SIZE,
+    "distance": {"normalization": DEFAULT_NORMALIZATION, "radius": DEFAULT_RADIUS},
     # decoder_channels: widths of the five U-Net decoder blocks (smp's default; the CPU demo halves them);
     # crack_prior: the output layer's starting crack probability (None: smp's init, 0.5; see crack_utils.model)
-    "model": {"encoder": "resnet18", "encoder_weights": None, "dropout": 0.3,
-              "decoder_channels": [256, 128, 64, 32, 16], "crack_prior": None},
-    "training": {"epochs": 50, "batch_size": 25, "lr": 5e-4, "samples_per_epoch": None,
+    "model": {"encoder": DEFAULT_ENCODER, "encoder_weights": None, "dropout": paper.DROPOUT,
+              "decoder_channels": list(DEFAULT_DECODER_CHANNELS), "crack_prior": None},
+    "training": {"epochs": paper.EPOCHS, "batch_size": paper.BATCH_SIZE, "lr": paper.LR, "samples_per_epoch": None,
                  "num_workers": 0, "device": "auto", "deterministic": True, "amp": "auto",
                  # training-length study: epochs after which the best weights so far are evaluated too
                  # (04_evaluate/<name>-epoch<k>-seed<s>/), e.g. [1, 2, 5, 10]; [] for none
@@ -46,8 +48,8 @@ DEFAULTS: dict = {
                  "lr_schedule": "constant",
                  # where batches are made: "auto" (on the GPU when training on CUDA), "loader" or "device"
                  "batches": "auto"},
-    "losses": ["bce", "dice", "distance"],
-    "loss_options": {"distance": {"alpha": 4.0, "mode": "soft"}},
+    "losses": list(paper.TABLE1_LOSSES),
+    "loss_options": {"distance": {"alpha": paper.ALPHA, "mode": DEFAULT_DIST_MODE}},
     "seeds": [0],
     # Ablations and peer losses beyond the paper: named trainings, each {loss: <name>, normalization:,
     # radius: (optional), other keys = options of that loss}, trained for `variant_seeds`
@@ -159,6 +161,7 @@ def check_paths(config: dict, stages: list[str] | None = None, source: str = "co
     Relative paths are relative to the repository root. Raises :class:`ConfigError` naming the key."""
     from crack_utils.data_source import SYNTHETIC_SUBDIR, synthetic_name
     from crack_utils.paths import from_repo
+    from crack_utils.study.layout import data_dir, study_dir
 
     data = config["data"]
     runs_data = stages is None or "data" in stages
@@ -181,8 +184,8 @@ def check_paths(config: dict, stages: list[str] | None = None, source: str = "co
         own = None
         if data["source"] == "synthetic":
             syn = data["synthetic"]
-            own = (f"results/{config['name']}/01_data/{SYNTHETIC_SUBDIR}/"
-                   f"{synthetic_name(syn['n_images'], syn['size'], syn['seed'])}")
+            own = (data_dir(study_dir(config["name"])) / SYNTHETIC_SUBDIR
+                   / synthetic_name(syn["n_images"], syn["size"], syn["seed"])).as_posix()
         if own is None or Path(extra).as_posix().rstrip("/") != own or not runs_data:
             raise ConfigError(
                 f"{source}: evaluation.extra_folder {extra!r} does not exist"

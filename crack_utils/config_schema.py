@@ -282,8 +282,10 @@ def check_values(config: dict, source: str = "config") -> None:
 
 def _check_encoder(config: dict, source: str) -> None:
     """A non-default encoder must be one segmentation-models-pytorch knows (imported only then: slow)."""
+    from crack_utils.model import DEFAULT_ENCODER
+
     encoder = config["model"]["encoder"]
-    if encoder == "resnet18":
+    if encoder == DEFAULT_ENCODER:
         return
     from crack_utils.torchvision_compat import ensure_torchvision_importable
 

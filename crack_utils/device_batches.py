@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from crack_utils.augment import IMAGENET_MEAN, IMAGENET_STD
 from crack_utils.distance import DEFAULT_NORMALIZATION, DEFAULT_RADIUS, EMPTY_MASK_VALUE, check_normalization
 from crack_utils.loader import EpochSampler
+from crack_utils.paper import BATCH_SIZE, IMAGE_SIZE
 
 AUX_MAPS_ON_DEVICE: tuple[str, ...] = ("distance",)
 BRIGHTNESS_LIMIT = 0.2  # as A.RandomBrightnessContrast in crack_utils.augment: beta = U(-0.2, 0.2) * 255
@@ -218,7 +219,7 @@ class DeviceBatches:
     :class:`crack_utils.loader.CrackDataset`.
     """
 
-    def __init__(self, images, masks, batch_size: int = 25, *, device: torch.device | str | None = None,
+    def __init__(self, images, masks, batch_size: int = BATCH_SIZE, *, device: torch.device | str | None = None,
                  augment: bool = True, shuffle: bool = True, num_samples: int | None = None, seed: int = 0,
                  normalization: str = DEFAULT_NORMALIZATION, radius: float = DEFAULT_RADIUS, aux: str = "distance",
                  rotation_limit: float = 30.0, p_flip: float = 0.5, p_rotate: float = 0.5, p_color: float = 0.5,
@@ -283,7 +284,7 @@ class DeviceBatches:
             yield normalize_torch(images), masks, aux
 
 
-def device_batches_throughput(device: torch.device | str, n: int = 500, size: int = 128, batch_size: int = 25,
+def device_batches_throughput(device: torch.device | str, n: int = 500, size: int = IMAGE_SIZE, batch_size: int = BATCH_SIZE,
                               epochs: int = 2, seed: int = 0) -> float:
     """Augmented training images/s that :class:`DeviceBatches` makes on ``device`` (no model), over ``epochs``
     passes of ``n`` random images after one warm-up batch. Random uint8 images and sparse random masks: the cost

@@ -8,10 +8,11 @@ from crack_utils.progress import progress_bar
 
 from crack_utils.augment import normalize
 from crack_utils.metrics import METRICS, per_image_scores, pooled_scores
+from crack_utils.paper import BATCH_SIZE
 
 
 @torch.no_grad()
-def predict_probabilities(model: torch.nn.Module, images: np.ndarray, batch_size: int = 25,
+def predict_probabilities(model: torch.nn.Module, images: np.ndarray, batch_size: int = BATCH_SIZE,
                           device: torch.device | str = "cpu", progress: bool = True) -> np.ndarray:
     """Crack probabilities float32 (N, S, S) for uint8 images (N, S, S, 3); deterministic (eval mode)."""
     device = torch.device(device)

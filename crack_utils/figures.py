@@ -11,6 +11,7 @@ import pandas as pd
 # seaborn (~1.2 s to import, with scipy.stats) is imported by the plots that use it, so notebooks that only
 # draw image grids (02, 04) do not pay for it.
 
+from crack_utils.claims import FAR_DISTANCES_PX
 from crack_utils.tables import LOSS_LABELS
 
 def choose_examples(manifest_rows: pd.DataFrame, n: int = 4, prefer_distractors: bool = True) -> list[str]:
@@ -227,7 +228,7 @@ def false_positive_distance_histogram(histogram: pd.DataFrame):
     axes[1].set_ylabel("cumulative share of FP pixels")
     axes[1].set_ylim(0, 1.02)
     for ax in axes:
-        for x in (5, 20):
+        for x in FAR_DISTANCES_PX:
             ax.axvline(x, color="grey", linewidth=0.6, linestyle=":")
         ax.legend(fontsize=8)
     fig.tight_layout()

@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from crack_utils.report import paired_comparisons, run_summary
-from crack_utils.study.layout import STUDY_CONFIG, read_study_config
+from crack_utils.study.layout import GENERALIZATION, REPORT_PAGE, STUDY_CONFIG, read_study_config, study_dir
 
 PUBLISHED = ("generalization.csv", "generalization_paired.csv", "generalization.png")
 
@@ -97,28 +97,28 @@ def run(config_paths, name: str = "lodo", summary_only: bool = False, progress: 
     if not configs:
         raise pipeline.StudyError("no study configs given (e.g. --configs configs/lodo_*.yaml)")
     missing_results = [path for path, config in zip(config_paths, configs)
-                       if not (repo / "results" / config["name"] / "table1.csv").is_file()]
+                       if not (repo / study_dir(config["name"]) / "table1.csv").is_file()]
     if missing_results and not summary_only:
         pipeline.run_studies(missing_results, progress=progress, workers=workers, scheduler=scheduler)
-    studies = [f"results/{c['name']}" for c in configs]
+    studies = [study_dir(c["name"]) for c in configs]
     missing = [s for s in studies if not (repo / s / STUDY_CONFIG).is_file()]
     if missing:
         raise pipeline.StudyError(f"no results for {', '.join(missing)}; run without --summary-only first")
-    results = repo / "results" / name
+    results = repo / study_dir(name)
     pipeline.check_writable(results)
     with study_lock(results):  # one summary run at a time into results/<name>
         kernel = pipeline.kernel_name()
         t0 = time.perf_counter()
-        step = pipeline.Run("generalization", "06_generalization", {"STUDIES": studies})
+        step = pipeline.Run("generalization", GENERALIZATION, {"STUDIES": studies})
         pipeline.execute(step, results, repo, kernel, progress=progress)
         pipeline.copy_published(results / step.name, results, PUBLISHED)
-        links = "".join(f'<li><a href="../{s.split("/", 1)[1]}/report.html">{s}</a></li>' for s in studies)
-        (results / "report.html").write_text(
+        links = "".join(f'<li><a href="../{c["name"]}/{REPORT_PAGE}">{study_dir(c["name"])}</a></li>' for c in configs)
+        (results / REPORT_PAGE).write_text(
             "<!doctype html><meta charset='utf-8'><title>Generalization</title><h1>Leave-one-dataset-out</h1>"
-            f"<p>Summary notebook: <a href='06_generalization/06_generalization.html'>06_generalization</a> "
+            f"<p>Summary notebook: <a href='{GENERALIZATION}/{GENERALIZATION}.html'>{GENERALIZATION}</a> "
             f"({time.perf_counter() - t0:.0f} s)</p><img src='generalization.png' style='max-width:100%'>"
             f"<h2>Studies</h2><ul>{links}</ul>", encoding="utf-8")
-    print(f"summary of {len(studies)} studies in results/{name}/report.html", flush=True)
+    print(f"summary of {len(studies)} studies in {study_dir(name)}/{REPORT_PAGE}", flush=True)
     return results
 
 

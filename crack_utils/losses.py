@@ -25,8 +25,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from crack_utils.distance import DEFAULT_RADIUS
+from crack_utils.paper import ALPHA as DEFAULT_ALPHA  # Eq. 3's alpha (the paper's 4)
+
 DIST_MODES: tuple[str, ...] = ("soft", "hard")
-DEFAULT_ALPHA = 4.0
+DEFAULT_DIST_MODE = "soft"  # L_Dist of Eq. 2 weighs predicted probabilities (our reading); "hard" thresholds them first
 DICE_SMOOTH = 1.0
 DIST_EPS = 1.0
 
@@ -100,7 +103,7 @@ def distance_based_loss(
     target: torch.Tensor,
     dist: torch.Tensor,
     alpha: float = DEFAULT_ALPHA,
-    mode: str = "soft",
+    mode: str = DEFAULT_DIST_MODE,
     threshold: float = 0.5,
 ) -> torch.Tensor:
     """Distance-based Loss, Eq. 1: ``L_DL = L_Dice · (1 + L_Dist · (α - 1))``.
@@ -156,7 +159,7 @@ class DiceLoss(nn.Module):
 class DistanceBasedLoss(nn.Module):
     """Distance-based Loss (Eq. 1-3) as a module; see :func:`distance_based_loss`."""
 
-    def __init__(self, alpha: float = DEFAULT_ALPHA, mode: str = "soft", threshold: float = 0.5):
+    def __init__(self, alpha: float = DEFAULT_ALPHA, mode: str = DEFAULT_DIST_MODE, threshold: float = 0.5):
         super().__init__()
         _check_alpha(alpha)
         if mode not in DIST_MODES:
@@ -232,7 +235,7 @@ class LovaszHingeLoss(nn.Module):
         return self.lovasz(logits, target.to(logits.dtype))
 
 
-def signed_boundary_distance(target: torch.Tensor, dist: torch.Tensor, radius: float = 20.0) -> torch.Tensor:
+def signed_boundary_distance(target: torch.Tensor, dist: torch.Tensor, radius: float = DEFAULT_RADIUS) -> torch.Tensor:
     """The level-set map φ of the boundary loss on the study's distance scale, (N, 1, H, W).
 
     Outside cracks φ is ``dist`` (the normalized distance map, 1 everywhere on crack-free images);
@@ -265,7 +268,7 @@ class BoundaryLoss(nn.Module):
     on top of the soft Dice of the empty target.
     """
 
-    def __init__(self, weight: float = 1.0, radius: float = 20.0):
+    def __init__(self, weight: float = 1.0, radius: float = DEFAULT_RADIUS):
         super().__init__()
         if not weight > 0 or not radius > 0:
             raise ValueError(f"boundary loss needs weight > 0 and radius > 0, got weight={weight!r}, radius={radius!r}")

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from crack_utils.datasets import OPTIONAL_PAIR_COLUMNS, read_datasets
+from crack_utils.paper import IMAGE_SIZE, SPLIT_FRACTIONS
 from crack_utils.preprocess import prepare_arrays
 from crack_utils.screening import manual_exclusion_reasons, read_exclusions, screen_labels
 from crack_utils.splitting import grouped_split
@@ -25,9 +26,9 @@ MANIFEST_COLUMNS = [
 ]
 
 
-def build_manifest(data_root: str | Path, datasets: list[str] | str = "all", size: int = 128,
+def build_manifest(data_root: str | Path, datasets: list[str] | str = "all", size: int = IMAGE_SIZE,
                    exclusions_file: str | Path | None = None, screening: dict | None = None,
-                   fractions=(0.8, 0.1, 0.1), seed: int = 0, test_dataset: str | None = None,
+                   fractions=SPLIT_FRACTIONS, seed: int = 0, test_dataset: str | None = None,
                    max_pairs_per_dataset: int | None = None, progress: bool = True,
                    pairs: pd.DataFrame | None = None):
     """Read, validate, prepare, screen, exclude and split; returns ``(manifest, images, masks)``.

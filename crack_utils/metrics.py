@@ -23,6 +23,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from crack_utils.paper import BATCH_SIZE
+
 METRICS: tuple[str, ...] = ("precision", "recall", "f1", "iou", "dice")
 
 
@@ -107,7 +109,7 @@ def per_image_scores(pred, target) -> pd.DataFrame:
     return frame
 
 
-def per_batch_scores(pred, target, batch_size: int = 25) -> pd.DataFrame:
+def per_batch_scores(pred, target, batch_size: int = BATCH_SIZE) -> pd.DataFrame:
     """Scores pooled within consecutive batches of ``batch_size`` images (in the given order), one row each."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -117,7 +119,7 @@ def per_batch_scores(pred, target, batch_size: int = 25) -> pd.DataFrame:
     return pd.DataFrame(scores_from_counts(summed.tp, summed.fp, summed.fn))
 
 
-def aggregation_conventions(pred, target, probs=None, batch_size: int = 25) -> pd.DataFrame:
+def aggregation_conventions(pred, target, probs=None, batch_size: int = BATCH_SIZE) -> pd.DataFrame:
     """The same predictions scored under each aggregation convention, one row per convention.
 
     Rows: pooled (micro), per-image mean (macro), per-batch mean, "F1 from mean P and R" (F1 computed

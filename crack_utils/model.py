@@ -16,9 +16,11 @@ import math
 import torch
 from torch import nn
 
+from crack_utils.paper import DROPOUT
 from crack_utils.torchvision_compat import ensure_torchvision_importable
 
 
+DEFAULT_ENCODER = "resnet18"  # smp encoder of the U-Net (the paper's U-Net names no backbone)
 DEFAULT_DECODER_CHANNELS = (256, 128, 64, 32, 16)  # smp's U-Net default; the CPU demo study halves them
 
 
@@ -28,8 +30,8 @@ class DropoutUnet(nn.Module):
     Input (N, 3, H, W) with H, W divisible by 32; output logits (N, 1, H, W).
     """
 
-    def __init__(self, encoder_name: str = "resnet18", encoder_weights: str | None = None,
-                 dropout: float = 0.3, decoder_channels: tuple[int, ...] = DEFAULT_DECODER_CHANNELS,
+    def __init__(self, encoder_name: str = DEFAULT_ENCODER, encoder_weights: str | None = None,
+                 dropout: float = DROPOUT, decoder_channels: tuple[int, ...] = DEFAULT_DECODER_CHANNELS,
                  crack_prior: float | None = None):
         super().__init__()
         if not 0.0 <= dropout < 1.0:
@@ -56,8 +58,8 @@ class DropoutUnet(nn.Module):
         return self.unet.segmentation_head(self.unet.decoder(features))
 
 
-def build_model(encoder_name: str = "resnet18", encoder_weights: str | None = None,
-                dropout: float = 0.3, decoder_channels: tuple[int, ...] = DEFAULT_DECODER_CHANNELS,
+def build_model(encoder_name: str = DEFAULT_ENCODER, encoder_weights: str | None = None,
+                dropout: float = DROPOUT, decoder_channels: tuple[int, ...] = DEFAULT_DECODER_CHANNELS,
                 crack_prior: float | None = None) -> DropoutUnet:
     """Build the study's U-Net; see :class:`DropoutUnet`."""
     return DropoutUnet(encoder_name, encoder_weights, dropout, decoder_channels, crack_prior)

@@ -30,6 +30,7 @@ import pandas as pd
 from crack_utils.paths import repo_root
 from crack_utils.report import compare_trainings
 from crack_utils.stats import MIN_SEEDS_FOR_INFERENCE
+from crack_utils.study import layout
 from crack_utils.study.layout import read_study_config
 
 #: The study of the headline Table 1, the Figure 2 and the verdicts: the one with the most trainings per loss
@@ -280,13 +281,13 @@ def build_page(results: str | Path) -> str:
 
     for target in sorted(set(re.findall(r"(?:href|src)='([^'#:]+)'", page))):
         if not (results / target).exists():
-            raise FileNotFoundError(f"results/{PAGE} would link {target}, which does not exist under {results}")
+            raise FileNotFoundError(f"{layout.RESULTS}/{PAGE} would link {target}, which does not exist under {results}")
     return page
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m crack_utils.overview", description=__doc__.split("\n")[0])
-    parser.add_argument("--results", default=str(repo_root() / "results"), help="the folder of committed studies")
+    parser.add_argument("--results", default=str(repo_root() / layout.RESULTS), help="the folder of committed studies")
     args = parser.parse_args(argv)
     page = build_page(args.results)
     out = Path(args.results) / PAGE

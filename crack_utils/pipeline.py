@@ -42,12 +42,14 @@ from crack_utils.study.notebook_run import (NOTEBOOKS, Run, StudyError, check_pa
                                             check_writable, execute, kernel_name, render_html)
 from crack_utils.study.publishing import copy_published, publish  # noqa: F401
 from crack_utils.study.watch import Watcher
+from crack_utils.training import snapshot_name
 
 
 def plan(config: dict) -> list[Run]:
     """The notebook runs of a study config, in an order that respects their ``deps`` (paths relative to the
     repository root): data -> distance maps; data -> train -> evaluate (per training and budget); all -> report."""
     base = layout.study_dir(config["name"])
+    data_dir = layout.data_dir(base).as_posix()
     data, dist, train, ev = config["data"], config["distance"], config["training"], config["evaluation"]
     runs = [
         Run("data", layout.DATA, {
@@ -60,14 +62,15 @@ def plan(config: dict) -> list[Run]:
             "FRACTIONS": list(data["fractions"]), "SCREENING": dict(data["screening"]),
             "IMAGE_SIZE": config["image_size"]}),
         Run("distance", layout.DISTANCE, {
-            "DATA_DIR": f"{base}/01_data", "NORMALIZATION": dist["normalization"], "RADIUS": dist["radius"]},
+            "DATA_DIR": data_dir, "NORMALIZATION": dist["normalization"], "RADIUS": dist["radius"]},
             deps=(layout.DATA,)),
     ]
     for item in trainings(config):
-        tag = item["tag"]
-        train_run = f"{layout.TRAIN}/{tag}"
+        name, seed = item["name"], item["seed"]
+        train_run = layout.train_run(name, seed)
+        checkpoints = layout.checkpoint_dir(base, name, seed).as_posix()
         runs.append(Run("train", train_run, {
-            "DATA_DIR": f"{base}/01_data", "CHECKPOINT_DIR": f"{base}/checkpoints/{tag}",
+            "DATA_DIR": data_dir, "CHECKPOINT_DIR": checkpoints,
             "LOSS": item["loss"], "LOSS_OPTIONS": item["options"], "SEED": item["seed"],
             "ENCODER": config["model"]["encoder"], "ENCODER_WEIGHTS": config["model"]["encoder_weights"],
             "DROPOUT": config["model"]["dropout"], "DECODER_CHANNELS": list(config["model"]["decoder_channels"]),
@@ -78,22 +81,22 @@ def plan(config: dict) -> list[Run]:
             "DETERMINISTIC": train["deterministic"], "AMP": train["amp"], "NORMALIZATION": item["normalization"],
             "RADIUS": item["radius"], "SNAPSHOT_EPOCHS": list(train["snapshot_epochs"] or []),
             "LR_SCHEDULE": train["lr_schedule"], "BATCHES": train["batches"]}, deps=(layout.DATA,)))
-        evaluate = {"DATA_DIR": f"{base}/01_data", "TRAIN_DIR": f"{base}/03_train/{tag}",
-                    "CHECKPOINT_DIR": f"{base}/checkpoints/{tag}", "CHECKPOINT": ev["checkpoint"],
+        evaluate = {"DATA_DIR": data_dir, "TRAIN_DIR": layout.train_dir(base, name, seed).as_posix(),
+                    "CHECKPOINT_DIR": checkpoints, "CHECKPOINT": ev["checkpoint"],
                     "THRESHOLD": ev["threshold"], "EXTRA_FOLDER": ev["extra_folder"], "DEVICE": train["device"],
                     "BATCH_SIZE": train["batch_size"]}
-        runs.append(Run("evaluate", f"{layout.EVALUATE}/{tag}", evaluate, deps=(layout.DATA, train_run)))
-        # training-length study (Table 1's losses): the best weights as of each budget; the last epoch's is
-        # the finished training's own evaluation when that uses the best checkpoint
-        budgets = [k for k in train["snapshot_epochs"] or [] if item["name"] in config["losses"]
-                   and not (k == train["epochs"] and ev["checkpoint"] == "best")]
+        runs.append(Run("evaluate", layout.evaluation_run(name, seed), evaluate, deps=(layout.DATA, train_run)))
+        # training-length study (Table 1's losses): the best weights as of each budget, unless that is the
+        # finished training's own evaluation (layout.budget_run)
+        budgets = [k for k in train["snapshot_epochs"] or [] if name in config["losses"]
+                   and layout.budget_run(name, k, train["epochs"], ev["checkpoint"]) != name]
         for epoch in budgets:
-            runs.append(Run("evaluate", f"{layout.EVALUATE}/{layout.run_tag(layout.budget_name(item['name'], epoch), item['seed'])}",
-                            dict(evaluate, CHECKPOINT=f"best-epoch{epoch}", EXTRA_FOLDER=None),
+            runs.append(Run("evaluate", layout.evaluation_run(name, seed, epoch),
+                            dict(evaluate, CHECKPOINT=snapshot_name(epoch).removesuffix(".pt"), EXTRA_FOLDER=None),
                             deps=(layout.DATA, train_run)))
     runs.append(Run("report", layout.REPORT, {
         "RESULTS_DIR": base, "LOSSES": list(config["losses"]), "SEEDS": list(config["seeds"]),
-        "DATA_DIR": f"{base}/01_data", "N_EXAMPLES": config["figure"]["n_examples"],
+        "DATA_DIR": data_dir, "N_EXAMPLES": config["figure"]["n_examples"],
         "BATCH_SIZE": train["batch_size"], "RUN_SPECS": run_specs(config), "VARIANTS": list(config["variants"]),
         "VARIANT_SEEDS": variant_seeds(config),
         "BUDGET_EPOCHS": list(train["snapshot_epochs"] or [])}, deps=tuple(r.name for r in runs)))
@@ -154,7 +157,7 @@ def run_studies(config_paths, stages: list[str] | None = None, progress: bool = 
         # Batch runs: no per-batch progress bars inside the executed notebooks (the progress line shows the
         # trainings); the per-epoch summary lines remain in the reports.
         os.environ.setdefault("TQDM_DISABLE", "1")
-        root = repo / "results"
+        root = repo / layout.RESULTS
         runs = [run for config in configs for run in study_runs(config, stages)]
         on_dask = bool(workers or scheduler)
         what = f"study {names[0]!r}" if len(names) == 1 else f"{len(names)} studies ({', '.join(names)})"
@@ -219,7 +222,7 @@ def dry_run(config_path: str | Path, stages: list[str] | None = None, force=None
 
     config = load_config(config_path)
     repo = repo_root()
-    states = run_states(study_runs(config, stages), repo / "results", repo, force)
+    states = run_states(study_runs(config, stages), repo / layout.RESULTS, repo, force)
     for name, state in states.items():
         if state != "up to date":
             print(f"  {name}: {state}")

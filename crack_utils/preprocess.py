@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 from scipy import ndimage
+from crack_utils.paper import IMAGE_SIZE
 from crack_utils.progress import progress_bar
 
 from crack_utils.validation import read_pair
@@ -67,7 +68,7 @@ def label_statistics(image: np.ndarray, mask: np.ndarray) -> dict:
     return stats
 
 
-def prepare_arrays(manifest: pd.DataFrame, data_root: str | Path, size: int = 128,
+def prepare_arrays(manifest: pd.DataFrame, data_root: str | Path, size: int = IMAGE_SIZE,
                    progress: bool = True) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
     """Read, resize and return ``(images, masks, stats)`` for every row of ``manifest`` (in order).
 

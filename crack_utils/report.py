@@ -12,7 +12,7 @@ import numpy as np
 from crack_utils.metrics import METRICS
 from crack_utils.stats import PAIRED_COLUMNS, hierarchical_paired, seed_summary
 from crack_utils.study.committed import read_table
-from crack_utils.study.layout import evaluation_dir, train_dir
+from crack_utils.study.layout import evaluation_dir, run_tag, train_dir
 
 
 def _evaluation_dir(results: Path, loss: str, seed: int) -> Path:
@@ -258,7 +258,7 @@ def extra_folder_summary(results, losses, seeds) -> tuple[pd.DataFrame, pd.DataF
     if not present:
         return None
     if len(present) < len(paths):
-        missing = ", ".join(f"{loss}-seed{s}" for (loss, s) in paths if (loss, s) not in present)
+        missing = ", ".join(run_tag(loss, s) for (loss, s) in paths if (loss, s) not in present)
         raise ValueError(f"only some trainings were scored on the extra folder; missing: {missing}. "
                          "Rerun notebook 04 for them with the same EXTRA_FOLDER.")
     scores = pd.DataFrame([{"loss": loss, "seed": s, **json.loads(p.read_text())} for (loss, s), p in present.items()])

@@ -40,7 +40,7 @@ from crack_utils.progress import progress_bar
 
 from crack_utils.loader import EpochSampler
 from crack_utils.metrics import pooled_scores
-from crack_utils import run_metadata
+from crack_utils import paper, run_metadata
 from crack_utils.run_metadata import native_cpu_bf16
 
 
@@ -153,8 +153,9 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn
 
 
 def train(model: torch.nn.Module, loss_fn, train_set, val_set, out_dir: str | Path, *,
-          checkpoint_dir: str | Path | None = None, epochs: int = 50,
-          batch_size: int = 25, lr: float = 5e-4, device: torch.device | str = "cpu", seed: int = 0,
+          checkpoint_dir: str | Path | None = None, epochs: int = paper.EPOCHS,
+          batch_size: int = paper.BATCH_SIZE, lr: float = paper.LR, device: torch.device | str = "cpu",
+          seed: int = 0,
           samples_per_epoch: int | None = None, num_workers: int = 0, resume: bool = True,
           amp: bool | str = "auto", progress: bool = True, snapshot_epochs=(), batches: str = "loader",
           lr_schedule: str = "constant") -> pd.DataFrame:

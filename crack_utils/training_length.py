@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from crack_utils.report import run_summary
-from crack_utils.study.layout import budget_name, evaluation_dir, train_dir
+from crack_utils.study.layout import budget_run as planned_budget_run, evaluation_dir, train_dir
 
 COLUMNS = ("loss", "seed", "epochs", "passes", "best_epoch", "precision", "recall", "f1", "iou", "dice",
            "fp_far_5px_share", "fp_far_20px_share", "betti0_error_mean", "cldice_mean", "tol_f1_mean", "n_test")
@@ -22,12 +22,11 @@ COLUMNS = ("loss", "seed", "epochs", "passes", "best_epoch", "precision", "recal
 def budget_run(results, name: str, seed: int, epoch: int) -> str:
     """The evaluation run that holds ``name``'s best weights as of ``epoch``: the finished training's own
     evaluation when it trained exactly ``epoch`` epochs and was scored with its best checkpoint (the
-    pipeline then makes no separate budget run), else :func:`budget_name`."""
+    pipeline then makes no separate budget run), else ``<name>-epoch<k>`` — the rule of
+    :func:`crack_utils.study.layout.budget_run`, read from what the training and its evaluation recorded."""
     final = evaluation_dir(results, name, seed) / "scores.json"
     trained = json.loads((train_dir(results, name, seed) / "training_summary.json").read_text())["epochs"]
-    if int(trained) == int(epoch) and json.loads(final.read_text()).get("checkpoint") == "best":
-        return name
-    return budget_name(name, epoch)
+    return planned_budget_run(name, epoch, trained, json.loads(final.read_text()).get("checkpoint"))
 
 
 def passes_per_epoch(results, name: str, seed: int) -> float:

@@ -16,10 +16,11 @@ QUALITY=${QUALITY:-80}
 PART_MB=${PART_MB:-18}
 PY=${PY:-.venv/bin/python}
 name=$($PY -c "from crack_utils.config import load_config; print(load_config('$CONFIG')['name'])")
+eval "$($PY -m crack_utils.study.layout "$name")"  # study, data_dir, ... (crack_utils/study/layout.py)
 $PY -m crack_utils.pipeline --config "$CONFIG" --stages data --no-progress
 mkdir -p .gpu
 rm -f .gpu/data.npz .gpu/data.npz.part-*
-$PY -m crack_utils.tools.compact_data encode "results/$name/01_data" .gpu/data.npz --quality "$QUALITY"
+$PY -m crack_utils.tools.compact_data encode "$data_dir" .gpu/data.npz --quality "$QUALITY"
 split -b "${PART_MB}m" .gpu/data.npz .gpu/data.npz.part-
 rm .gpu/data.npz
 ls -l .gpu

@@ -32,33 +32,34 @@ fi
 [ -d .site ] && export PYTHONPATH="$PWD/.site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1
 name=$($PY -c "from crack_utils.config import load_config; print(load_config('$CONFIG')['name'])") || exit 1
-CALL="results/$name/gpu_call"  # the call's own record, archived with the study
+eval "$($PY -m crack_utils.study.layout "$name")" || exit 1  # study, data_dir, prepared, ... (crack_utils/study/layout.py)
+CALL="$study/gpu_call"  # the call's own record, archived with the study
 mkdir -p "$CALL"
 cap() { local c=$1; [ "$DEADLINE" -gt 0 ] && [ $(( DEADLINE / $2 )) -lt "$c" ] && c=$(( DEADLINE / $2 )); echo "$c"; }
 stages="data distance train evaluate report"
 CARRY=${CARRY:-.gpu}
 if ls "$CARRY"/data.npz.part-* >/dev/null 2>&1; then
   # the data stage ran where the data is (scripts/gpu_pack.sh); never overwrite real prepared arrays
-  if [ ! -f "results/$name/01_data/prepared.npz" ]; then
+  if [ ! -f "$prepared" ]; then
     carried=$(mktemp "${TMPDIR:-/tmp}/carried-data.XXXXXX")
     cat "$CARRY"/data.npz.part-* > "$carried"
-    $PY -m crack_utils.tools.compact_data decode "$carried" "results/$name/01_data" || exit 1
+    $PY -m crack_utils.tools.compact_data decode "$carried" "$data_dir" || exit 1
     rm -f "$carried"
-    echo "carried data (JPEG, scripts/gpu_pack.sh) decoded into results/$name/01_data" | tee "$CALL/data.txt"
+    echo "carried data (JPEG, scripts/gpu_pack.sh) decoded into $data_dir" | tee "$CALL/data.txt"
   fi
   stages="distance train evaluate report"
 fi
 echo "setup_seconds: $(elapsed)" | tee "$OUT/wall.txt"
 t0=$(date +%s)
 if [ "${BENCH:-1}" = 1 ]; then
-  timeout "$(cap 180 8)" $PY -m crack_utils.tools.bench --data "results/$name/01_data" ${BENCH_ARGS:---amp} 2>&1 | tee "$OUT/bench.txt" \
+  timeout "$(cap 180 8)" $PY -m crack_utils.tools.bench --data "$data_dir" ${BENCH_ARGS:---amp} 2>&1 | tee "$OUT/bench.txt" \
     || echo "benchmark failed (exit $?); the study runs anyway" | tee -a "$OUT/bench.txt"
 fi
 CONCURRENCY=${CONCURRENCY-1 2 4 8}
 amp=""; case "${BENCH_ARGS:---amp}" in *--amp*) amp="--amp";; esac
 if [ -n "$CONCURRENCY" ]; then
   timeout "$(cap 240 5)" $PY -m crack_utils.tools.concurrency --k $CONCURRENCY --seconds "${CONC_SECONDS:-8}" \
-    --data "results/$name/01_data" $amp --json "$CALL/concurrency.json" 2>&1 | tee "$OUT/concurrency.txt" \
+    --data "$data_dir" $amp --json "$CALL/concurrency.json" 2>&1 | tee "$OUT/concurrency.txt" \
     || echo "concurrency measurement failed or incomplete (exit $?)" | tee -a "$OUT/concurrency.txt"
 fi
 if [ ! -f "$CALL/concurrency.json" ] && [ -f "$OUT/bench.txt" ]; then
@@ -106,8 +107,8 @@ fi
 cp "$OUT"/*.txt "$OUT/study.log" "$CALL"/ 2>/dev/null
 # the committed files of the study: no checkpoints, prepared arrays, distance maps or HTML (predictions.npz and
 # 05_report/test_split.npz are kept: notebook 05 reruns from them, see .gitignore)
-tar czf "$OUT/results.tgz" --exclude=checkpoints --exclude='01_data/*.npz' --exclude='02_distance/*.npz' \
-  --exclude='*.html' --exclude='.tmp-*' --exclude=.lock "results/$name" \
-  || echo "could not archive results/$name" | tee -a "$OUT/wall.txt"
+tar czf "$OUT/results.tgz" --exclude="$CHECKPOINTS" --exclude="$DATA/*.npz" --exclude="$DISTANCE/*.npz" \
+  --exclude='*.html' --exclude='.tmp-*' --exclude=.lock "$study" \
+  || echo "could not archive $study" | tee -a "$OUT/wall.txt"
 echo "total_seconds: $(elapsed)" | tee -a "$OUT/wall.txt"
 exit $status

@@ -109,3 +109,54 @@ def test_the_concerns_do_not_import_the_tools():
     reach = {m: sorted(t for t in targets if t.startswith("crack_utils.tools"))
              for m, targets in graph.items() if not m.startswith("crack_utils.tools")}
     assert {m: t for m, t in reach.items() if t} == {}
+
+
+def _literals(path: Path):
+    """Numeric constants (with their type) and all-string tuples/lists in a module's code (docstrings aside)."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+            yield (type(node.value).__name__, node.value)
+        elif isinstance(node, (ast.Tuple, ast.List)) and node.elts and all(
+                isinstance(e, ast.Constant) and isinstance(e.value, str) for e in node.elts):
+            yield ("names", tuple(e.value for e in node.elts))
+
+
+def test_each_default_is_defined_once():
+    # the paper's numbers live in paper.py, the distance maps' radius in distance.py; everything else imports
+    # them (the far-FP threshold of claims.py is its own named fact, drawn at the same 20 px)
+    owners = {("float", 4.0): {"paper.py"},                                  # alpha (Eq. 3)
+              ("float", 5e-4): {"paper.py"},                                 # Adam's learning rate
+              ("int", 128): {"paper.py", "model.py"},                        # image size; a decoder width
+              ("float", 20.0): {"distance.py", "claims.py"},                 # radius; far-FP threshold
+              ("names", ("bce", "dice", "distance")): {"paper.py"}}          # Table 1's losses
+    found = defaultdict(set)
+    for path in PACKAGE.rglob("*.py"):
+        for literal in _literals(path):
+            if literal in owners:
+                found[literal].add(path.name)
+    assert {k: sorted(v) for k, v in found.items() if not v <= owners[k]} == {}
+    assert all(found[k] for k in owners)  # the owners do hold them
+
+
+def test_run_paths_are_built_only_by_the_layout():
+    # a path-like string naming a stage folder, a checkpoints folder or results/ outside study/layout.py
+    # means a run path built by hand (messages and help texts, which hold spaces, are not paths)
+    import re
+
+    folder = re.compile(r"\b(01_data|02_distance|03_train|04_evaluate|05_report|06_generalization)\b"
+                        r"|(^|/)checkpoints(/|$)|^results/")
+    allowed = {("training.py", "checkpoints")}  # train()'s own default beside out_dir, when called without a study
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        if path.name == "layout.py":
+            continue
+        tree = ast.parse(path.read_text())
+        docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                      if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef)) and node.body
+                      and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
+                    and not re.search(r"\s", node.value) and folder.search(node.value)
+                    and not node.value.startswith("notebooks/") and (path.name, node.value) not in allowed):
+                found.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {node.value!r}")
+    assert found == []

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from crack_utils.config import load_config
+from crack_utils.paths import repo_root
 from crack_utils.pipeline import failure_summary, plan
 from crack_utils.study import freshness, layout, watch
 from crack_utils.study.executor import Outcome, run_one
@@ -18,6 +19,27 @@ def test_layout_owns_the_run_folders(tmp_path):
     assert layout.evaluation_dir(tmp_path, "dice", 3) == tmp_path / "04_evaluate" / "dice-seed3"
     assert layout.evaluation_dir(tmp_path, "dice", 3, epoch=5) == tmp_path / "04_evaluate" / "dice-epoch5-seed3"
     assert layout.checkpoint_dir(tmp_path, "bce", 0) == tmp_path / "checkpoints" / "bce-seed0"
+    assert layout.parse_tag("distance_alpha2-seed12") == ("distance_alpha2", 12)
+    with pytest.raises(ValueError, match="<name>-seed<k>"):
+        layout.parse_tag("dice-s0")
+    # a budget at the finished training's length, scored with its best weights, is that training's evaluation
+    assert layout.budget_run("dice", 3, trained_epochs=3, checkpoint="best") == "dice"
+    assert layout.budget_run("dice", 3, trained_epochs=3, checkpoint="last") == "dice-epoch3"
+    assert layout.budget_run("dice", 1, trained_epochs=3, checkpoint="best") == "dice-epoch1"
+
+
+def test_the_scripts_read_the_layout_as_shell_variables():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "crack_utils.study.layout", "paper"], capture_output=True, text=True,
+                         check=True).stdout
+    values = dict(line.split("=", 1) for line in out.splitlines())
+    assert values["data_dir"] == layout.data_dir(layout.study_dir("paper")).as_posix() == "results/paper/01_data"
+    assert values["prepared"] == "results/paper/01_data/prepared.npz" and values["CHECKPOINTS"] == "checkpoints"
+    for script in ("gpu_pack.sh", "gpu_paper.sh"):  # no path of the layout written by hand
+        text = (repo_root() / "scripts" / script).read_text()
+        assert 'crack_utils.study.layout "$name"' in text and "/01_data\"" not in text and "results/$name" not in text
 
 
 def test_plan_names_and_dependencies_follow_the_layout(tmp_path):

@@ -32,9 +32,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from crack_utils.study import layout
+
 #: Tables (globs relative to a study folder) committed as ``<table>.xz`` instead of plain CSV.
-COMPRESSED_TABLES = ("01_data/manifest.csv", "02_distance/distance_stats.csv", "04_evaluate/*/per_image.csv",
-                     "04_evaluate/*/claims.csv")
+COMPRESSED_TABLES = (f"{layout.DATA}/manifest.csv", f"{layout.DISTANCE}/distance_stats.csv",
+                     f"{layout.EVALUATE}/*/per_image.csv", f"{layout.EVALUATE}/*/claims.csv")
 XZ = ".xz"
 #: The tracked tree and any one tracked file must stay under these (a device call carries 64 MiB).
 MAX_TRACKED_BYTES = 24 * 2**20
@@ -133,7 +135,7 @@ def size_report(repo: str | Path) -> tuple[str, bool]:
     total = int(sizes["bytes"].sum())
     big = sizes[sizes["bytes"] > MAX_FILE_BYTES]
     parts = sizes["path"].str.split("/")
-    sizes["where"] = [("/".join(p[:2]) if p[0] == "results" and len(p) > 2 else p[0]) for p in parts]
+    sizes["where"] = [("/".join(p[:2]) if p[0] == layout.RESULTS and len(p) > 2 else p[0]) for p in parts]
     lines = [f"tracked tree: {total / 2**20:.1f} MiB in {len(sizes)} files (limit {MAX_TRACKED_BYTES / 2**20:.0f} MiB, "
              f"{MAX_FILE_BYTES / 2**20:.0f} MiB per file)"]
     for where, group in sizes.groupby("where")["bytes"].agg(["sum", "count"]).sort_values("sum", ascending=False).iterrows():

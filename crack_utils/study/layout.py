@@ -16,13 +16,16 @@ paths under it; nothing is created.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+RESULTS = "results"  # under the repository root: one folder per study
 DATA = "01_data"
 DISTANCE = "02_distance"
 TRAIN = "03_train"
 EVALUATE = "04_evaluate"
 REPORT = "05_report"
+GENERALIZATION = "06_generalization"  # in results/<summary>/: notebook 06 across leave-one-dataset-out studies
 CHECKPOINTS = "checkpoints"
 PREPARED_ARRAYS = "prepared.npz"  # in 01_data/: the resized images and masks (crack_utils.manifest writes it)
 COMPACT_TEST_SPLIT = "test_split.npz"  # in 05_report/: what the report reruns from without 01_data's arrays (crack_utils.report_inputs)
@@ -42,6 +45,14 @@ def run_tag(name: str, seed: int) -> str:
     return f"{name}-seed{int(seed)}"
 
 
+def parse_tag(tag: str) -> tuple[str, int]:
+    """The inverse of :func:`run_tag`: ``"cldice-seed0"`` -> ``("cldice", 0)``; ValueError for another form."""
+    match = re.fullmatch(r"(.+)-seed(\d+)", str(tag))
+    if match is None:
+        raise ValueError(f"{tag!r} is not a run tag of the form <name>-seed<k> (e.g. dice-seed0)")
+    return match.group(1), int(match.group(2))
+
+
 def budget_name(name: str, epoch: int) -> str:
     """Run name of ``name``'s best weights as of ``epoch`` (a training-length budget): ``<name>-epoch<k>``."""
     return f"{name}-epoch{int(epoch)}"
@@ -49,41 +60,59 @@ def budget_name(name: str, epoch: int) -> str:
 
 def study_dir(config_name: str) -> str:
     """``results/<config name>``, relative to the repository root."""
-    return f"results/{config_name}"
+    return f"{RESULTS}/{config_name}"
+
+
+def budget_run(name: str, epoch: int, trained_epochs: int, checkpoint: str) -> str:
+    """The evaluation run (name) that holds ``name``'s best weights as of ``epoch``: the finished training's
+    own evaluation when it trained exactly ``epoch`` epochs and is scored with its best checkpoint (no
+    separate run is made for that budget), else :func:`budget_name`. The pipeline plans budget runs by this
+    rule and the training-length table reads them by it."""
+    if int(epoch) == int(trained_epochs) and checkpoint == "best":
+        return name
+    return budget_name(name, epoch)
 
 
 def data_dir(results) -> Path:
+    """Notebook 01's run folder: the manifest and the prepared arrays."""
     return Path(results) / DATA
 
 
 def distance_dir(results) -> Path:
+    """Notebook 02's run folder: the distance maps."""
     return Path(results) / DISTANCE
 
 
 def report_dir(results) -> Path:
+    """Notebook 05's run folder (its headline files are published one level up)."""
     return Path(results) / REPORT
+
+
+def train_run(name: str, seed: int) -> str:
+    """Run name (relative to the study folder) of notebook 03's training ``name`` with ``seed``."""
+    return f"{TRAIN}/{run_tag(name, seed)}"
+
+
+def evaluation_run(name: str, seed: int, epoch: int | None = None) -> str:
+    """Run name of notebook 04's evaluation of training ``name`` with ``seed``; with ``epoch``, of its best
+    weights as of that epoch (a training-length budget)."""
+    return f"{EVALUATE}/{run_tag(name if epoch is None else budget_name(name, epoch), seed)}"
 
 
 def train_dir(results, name: str, seed: int) -> Path:
     """Notebook 03's run folder of training ``name`` with ``seed``."""
-    return Path(results) / TRAIN / run_tag(name, seed)
+    return Path(results) / train_run(name, seed)
 
 
 def evaluation_dir(results, name: str, seed: int, epoch: int | None = None) -> Path:
     """Notebook 04's run folder of training ``name`` with ``seed``; with ``epoch``, of its best weights as
     of that epoch (a training-length budget)."""
-    run = name if epoch is None else budget_name(name, epoch)
-    return Path(results) / EVALUATE / run_tag(run, seed)
+    return Path(results) / evaluation_run(name, seed, epoch)
 
 
 def checkpoint_dir(results, name: str, seed: int) -> Path:
     """Where training ``name`` with ``seed`` keeps ``last.pt``, ``best.pt`` and ``best-epoch<e>.pt``."""
     return Path(results) / CHECKPOINTS / run_tag(name, seed)
-
-
-def run_folder(results, run_name: str) -> Path:
-    """The folder of a run named as in the study plan (``"03_train/dice-seed0"``, ``"05_report"``)."""
-    return Path(results) / run_name
 
 
 def read_study_config(results) -> dict:
@@ -95,3 +124,26 @@ def read_study_config(results) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: run that study first (python -m crack_utils.pipeline --config ...)")
     return json.loads(path.read_text())
+
+
+def shell_assignments(config_name: str) -> str:
+    """The layout of study ``config_name`` as shell variable assignments, for the scripts in ``scripts/``
+    (``eval "$(python -m crack_utils.study.layout <name>)"``): ``study``, ``data_dir``, ``prepared``,
+    ``distance_dir``, ``checkpoints`` (paths relative to the repository root) and the folder names
+    ``DATA``, ``DISTANCE``, ``CHECKPOINTS``."""
+    import shlex
+
+    study = study_dir(config_name)
+    values = {"study": study, "data_dir": data_dir(study).as_posix(),
+              "prepared": (data_dir(study) / PREPARED_ARRAYS).as_posix(),
+              "distance_dir": distance_dir(study).as_posix(), "checkpoints": (Path(study) / CHECKPOINTS).as_posix(),
+              "DATA": DATA, "DISTANCE": DISTANCE, "CHECKPOINTS": CHECKPOINTS}
+    return "\n".join(f"{key}={shlex.quote(value)}" for key, value in values.items())
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m crack_utils.study.layout <study name>  (prints the study's paths as shell assignments)")
+    print(shell_assignments(sys.argv[1]))

@@ -19,6 +19,7 @@ import threading
 import time
 from pathlib import Path
 
+from crack_utils.study import layout
 from crack_utils.training import PROGRESS_FILE
 
 
@@ -104,7 +105,7 @@ def status_line(done: int, running: list[str], queued: int, failed: int, eta: fl
     """One progress line: counts, ETA and the running trainings' lines."""
     head = f"{done} done, {len(running)} running, {queued} queued" + (f", {failed} failed" if failed else "")
     head += f", ETA {_duration(eta)}" if eta is not None else ", ETA once a training has run a while"
-    others = [r for r in running if "/03_train/" not in f"/{r}"]
+    others = [r for r in running if f"/{layout.TRAIN}/" not in f"/{r}"]
     return "  [progress] " + " | ".join([head, *trainings, *others])
 
 

@@ -37,12 +37,14 @@ from torch.utils.data import DataLoader
 from crack_utils import augment, distance, losses, model as models, run_metadata, synthetic, training
 from crack_utils.evaluation import predict_probabilities
 from crack_utils.loader import CrackDataset
+from crack_utils.paper import BATCH_SIZE, IMAGE_SIZE, LR, TABLE1_LOSSES
 from crack_utils.preprocess import load_cache, resize_image, resize_mask
+from crack_utils.study import layout
 
-FIGURES = ("train_img_per_s_bce", "train_img_per_s_dice", "train_img_per_s_distance",
+FIGURES = (*(f"train_img_per_s_{name}" for name in TABLE1_LOSSES),
            "distance_over_dice_step_ratio", "loader_over_model_ratio", "device_batches_img_per_s",
            "device_batches_over_model_ratio", "distance_maps_per_s_448",
-           "distance_maps_per_s_128", "eval_img_per_s", "cpu_bf16_over_fp32_step_ratio", "train_gflop_per_image",
+           f"distance_maps_per_s_{IMAGE_SIZE}", "eval_img_per_s", "cpu_bf16_over_fp32_step_ratio", "train_gflop_per_image",
            "train_gflop_per_s", "gemm_gflop_per_s", "train_over_gemm_flops_ratio")
 
 
@@ -90,8 +92,8 @@ def flop_figures(net, x, train_step, batch_size: int, img_per_s: float, dev, amp
             "gemm_gflop_per_s": gemm, "train_over_gemm_flops_ratio": per_image * img_per_s / gemm}
 
 
-def run(data_dir: str | None = None, steps: int = 4, batch_size: int = 25, size: int = 128,
-        encoder: str = "resnet18", device: str = "auto", amp: bool | str = "auto") -> dict[str, float]:
+def run(data_dir: str | None = None, steps: int = 4, batch_size: int = BATCH_SIZE, size: int = IMAGE_SIZE,
+        encoder: str = models.DEFAULT_ENCODER, device: str = "auto", amp: bool | str = "auto") -> dict[str, float]:
     """Measure every figure; returns ``{name: value}`` (see the module docstring). ``amp``: bf16 autocast,
     ``"auto"`` by the training's rule (:func:`crack_utils.training.resolve_amp`)."""
     dev = models.pick_device(device)
@@ -111,14 +113,14 @@ def run(data_dir: str | None = None, steps: int = 4, batch_size: int = 25, size:
     channels_last = dev.type in training.CHANNELS_LAST_DEVICES  # laid out as training.train lays it out
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
-    opt = torch.optim.Adam(net.parameters(), lr=5e-4)
+    opt = torch.optim.Adam(net.parameters(), lr=LR)
     x = torch.randn(batch_size, 3, size, size, device=dev)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     y_np = masks[:batch_size]
     y = torch.from_numpy(y_np[:, None].astype(np.float32)).to(dev)
     dist = torch.from_numpy(distance.distance_maps(y_np)[:, None]).to(dev)
-    loss_fns = {name: losses.make_loss(name) for name in ("bce", "dice", "distance")}
+    loss_fns = {name: losses.make_loss(name) for name in TABLE1_LOSSES}
 
     def step(loss_name: str, with_maps: bool = False, bf16: bool = amp):
         d = torch.from_numpy(distance.distance_maps(y_np)[:, None]).to(dev) if with_maps else dist
@@ -126,10 +128,10 @@ def run(data_dir: str | None = None, steps: int = 4, batch_size: int = 25, size:
         _sync(dev)
 
     net.train()
-    for name in ("bce", "dice", "distance"):  # warm-up: allocator, kernels, caches
+    for name in TABLE1_LOSSES:  # warm-up: allocator, kernels, caches
         step(name)
     results: dict[str, float] = {}
-    for name in ("bce", "dice", "distance"):
+    for name in TABLE1_LOSSES:
         times = _timed(lambda: step(name), steps)
         results[f"train_img_per_s_{name}"] = batch_size / statistics.median(times)
 
@@ -149,7 +151,7 @@ def run(data_dir: str | None = None, steps: int = 4, batch_size: int = 25, size:
             precision_ratios.append(fp32_t / bf16_t)
         results["cpu_bf16_over_fp32_step_ratio"] = statistics.median(precision_ratios)
     results.update(flop_figures(net, x, lambda: step("distance"), batch_size,
-                                max(results[f"train_img_per_s_{n}"] for n in ("bce", "dice", "distance")), dev, amp))
+                                max(results[f"train_img_per_s_{n}"] for n in TABLE1_LOSSES), dev, amp))
 
     dataset = CrackDataset(images, masks, augment=augment.training_augmentation(seed=0))
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=0, drop_last=True,
@@ -195,7 +197,7 @@ def run(data_dir: str | None = None, steps: int = 4, batch_size: int = 25, size:
         device_ratios.append(device_batches(steps, train=True) / model_only)
     results["device_batches_over_model_ratio"] = statistics.median(device_ratios)
 
-    for side in (448, 128):
+    for side in (448, IMAGE_SIZE):
         mask_stack = np.stack([resize_mask(m, side) for m in masks[:20]]) if side != masks.shape[1] else masks[:20]
         t = statistics.median(_timed(lambda: distance.distance_maps(mask_stack), 3))
         results[f"distance_maps_per_s_{side}"] = len(mask_stack) / t
@@ -210,11 +212,11 @@ def run(data_dir: str | None = None, steps: int = 4, batch_size: int = 25, size:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m crack_utils.tools.bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--data", default="results/seeds/01_data",
+    parser.add_argument("--data", default=layout.data_dir(layout.study_dir("seeds")).as_posix(),
                         help="prepared arrays of a study (falls back to synthetic pairs when absent)")
     parser.add_argument("--steps", type=int, default=4, help="timed training steps per figure")
-    parser.add_argument("--batch-size", type=int, default=25)
-    parser.add_argument("--encoder", default="resnet18")
+    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
+    parser.add_argument("--encoder", default=models.DEFAULT_ENCODER)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--amp", nargs="?", const="on", default="auto", type=training.parse_amp,
                         help="bf16 autocast: auto (the training's rule: on CUDA or a CPU with native bf16; the "

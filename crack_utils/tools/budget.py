@@ -21,6 +21,8 @@ from pathlib import Path
 
 import yaml
 
+from crack_utils.study import layout
+
 #: Shorter trainings tried, longest first, when one seed at the config's epochs does not fit.
 FALLBACK_EPOCHS = (50, 30, 20, 10, 5, 2, 1)
 
@@ -108,8 +110,6 @@ def training_images(data_dir: Path) -> int:
 
 def completed_seeds(config: dict, results: Path) -> list[int]:
     """Seeds of ``config`` whose every Table 1 loss has a finished evaluation folder under ``results``."""
-    from crack_utils.study import layout
-
     study = Path(results) / config["name"]
     return [seed for seed in config["seeds"]
             if all((layout.evaluation_dir(study, loss, seed) / "run_metadata.json").is_file() for loss in config["losses"])]
@@ -145,7 +145,7 @@ def main(argv=None) -> int:
     p.add_argument("--env", required=True, help="shell variables of the plan (SEEDS, EPOCHS, WORKERS, ...)")
     c = sub.add_parser("completed", help="the config of the seeds whose every loss is evaluated")
     c.add_argument("--config", required=True)
-    c.add_argument("--results", default="results")
+    c.add_argument("--results", default=layout.RESULTS)
     c.add_argument("--write", required=True)
     args = parser.parse_args(argv)
     config = load_config(args.config)
@@ -155,7 +155,7 @@ def main(argv=None) -> int:
                              "is not supported")
         measured = {int(k): float(v) for k, v in json.loads(Path(args.throughput).read_text())["img_per_s"].items()}
         train = config["training"]
-        per_epoch = train["samples_per_epoch"] or training_images(Path("results") / config["name"] / "01_data")
+        per_epoch = train["samples_per_epoch"] or training_images(layout.data_dir(layout.study_dir(config["name"])))
         chosen = plan(measured, list(config["seeds"]), len(config["losses"]), int(train["epochs"]), per_epoch,
                       args.budget_s)
         Path(args.write).write_text(yaml.safe_dump(derived_config(Path(args.config), chosen.seeds, chosen.epochs),

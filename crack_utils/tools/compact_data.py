@@ -83,10 +83,14 @@ def decode_prepared(compact: str | Path, data_dir: str | Path) -> Path:
 
 
 def score_effect(checkpoint: str | Path, data_dir: str | Path, quality: int = 90, split: str = "test",
-                 encoder: str = "resnet18", batch_size: int = 25, **model_options) -> dict:
+                 encoder: str | None = None, batch_size: int | None = None, **model_options) -> dict:
     """Pooled test scores of one trained model on the prepared images and on the same images through the
-    JPEG round trip at ``quality``: ``{"original": {...}, "jpeg": {...}, "mean_abs_grey_change": float}``."""
-    from crack_utils import manifest as mf, model as models
+    JPEG round trip at ``quality``: ``{"original": {...}, "jpeg": {...}, "mean_abs_grey_change": float}``.
+    ``encoder``, ``batch_size``: the study's defaults when None."""
+    from crack_utils import manifest as mf, model as models, paper
+
+    encoder = encoder or models.DEFAULT_ENCODER
+    batch_size = batch_size or paper.BATCH_SIZE
     from crack_utils.evaluation import predict_probabilities
     from crack_utils.metrics import pooled_scores
     from crack_utils.training import load_checkpoint

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from crack_utils import training
+from crack_utils.paper import BATCH_SIZE, IMAGE_SIZE, LR
 
 DEFAULT_KS = (1, 2, 4, 8)
 READY = "ready"
@@ -48,7 +49,7 @@ def child(data_dir: str | None, seconds: float, device: str, amp: bool | str, ba
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
     net.train()
-    opt = torch.optim.Adam(net.parameters(), lr=5e-4)
+    opt = torch.optim.Adam(net.parameters(), lr=LR)
     loss_fn = losses.make_loss("distance")
     batches = DeviceBatches(images, masks, batch_size, device=dev, seed=0)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
@@ -160,8 +161,8 @@ def main(argv=None) -> int:
     parser.add_argument("--amp", nargs="?", const="on", default="auto", type=training.parse_amp,
                         help="bf16 autocast: auto (the training's rule: on CUDA or a CPU with native bf16; the "
                              "default), on (a bare --amp) or off")
-    parser.add_argument("--batch-size", type=int, default=25)
-    parser.add_argument("--size", type=int, default=128, help="image size of synthetic pairs")
+    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
+    parser.add_argument("--size", type=int, default=IMAGE_SIZE, help="image size of synthetic pairs")
     parser.add_argument("--warmup-steps", type=int, default=5)
     parser.add_argument("--json", default=None, help="write the figures to this file")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)

@@ -40,6 +40,7 @@ def train_steps(out: Path, steps: int, size: int, batch: int, seed: int = 0) -> 
 
     from crack_utils import losses, model as models, run_metadata, synthetic
     from crack_utils.preprocess import resize_image, resize_mask
+    from crack_utils.paper import LR
     from crack_utils.training import seed_everything, train_step
 
     torch.set_num_threads(int(os.environ.get("ISA_CHECK_THREADS", torch.get_num_threads())))
@@ -49,7 +50,7 @@ def train_steps(out: Path, steps: int, size: int, batch: int, seed: int = 0) -> 
     y = torch.from_numpy(np.stack([resize_mask(p[1] > 0, size) for p in pairs]).astype(np.float32))[:, None]
     net = models.build_model().to(memory_format=torch.channels_last)  # as training.train lays it out on CPU
     x = x.contiguous(memory_format=torch.channels_last)
-    opt = torch.optim.Adam(net.parameters(), lr=5e-4)
+    opt = torch.optim.Adam(net.parameters(), lr=LR)
     loss_fn = losses.make_loss("bce")
     trace = []
     net.train()

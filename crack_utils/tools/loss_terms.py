@@ -41,8 +41,9 @@ def training_terms(results: Path, tag: str, images: int) -> dict[str, float]:
     """:func:`loss_terms` of training ``tag`` (e.g. ``cldice-seed0``) of the study in ``results``, on the
     first ``images`` validation images, with its best checkpoint."""
     from crack_utils import evaluation, manifest as mf, model as models, training
+    from crack_utils.study import layout
 
-    checkpoints = results / "checkpoints" / tag
+    checkpoints = layout.checkpoint_dir(results, *layout.parse_tag(tag))
     if not (checkpoints / "best.pt").is_file():
         raise FileNotFoundError(f"{checkpoints / 'best.pt'} not found: train {tag} first (checkpoints stay on "
                                 "the machine that trained them)")
@@ -50,7 +51,7 @@ def training_terms(results: Path, tag: str, images: int) -> dict[str, float]:
     net = models.build_model(parameters["ENCODER"], None, dropout=parameters["DROPOUT"],
                              decoder_channels=tuple(parameters.get("DECODER_CHANNELS", models.DEFAULT_DECODER_CHANNELS)))
     training.load_checkpoint(net, checkpoints / "best.pt", device="cpu")
-    _, val_images, val_masks = mf.load_split(results / "01_data", "val")
+    _, val_images, val_masks = mf.load_split(layout.data_dir(results), "val")
     probs = evaluation.predict_probabilities(net, val_images[:images], device=torch.device("cpu"), progress=False)
     return loss_terms(probs, val_masks[:images])
 

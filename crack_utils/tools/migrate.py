@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from crack_utils.report import ablation_table, paired_comparisons, protocol_text
-from crack_utils.study.layout import REPORT_PAGE, read_study_config, train_dir
+from crack_utils.study.layout import REPORT_PAGE, read_study_config, report_dir, train_dir
 
 
 def protocol_from_config(config: dict) -> str:
@@ -34,7 +34,7 @@ def add_protocol(results) -> str:
         protocol = protocol_text(results, config["losses"], config["seeds"], int(config["image_size"]))
     else:  # the trainings' metadata was not committed (leave-one-dataset-out studies): the config's protocol
         protocol = protocol_from_config(config)
-    for folder in (results, results / "05_report"):
+    for folder in (results, report_dir(results)):
         if not folder.is_dir():
             continue
         (folder / "protocol.md").write_text(protocol + "\n")
@@ -67,7 +67,7 @@ def regenerate_comparisons(results) -> list[Path]:
     if variants and (results / "ablation.csv").is_file():
         tables["ablation.csv"] = ablation_table(results, run_specs(config), [*losses, *variants], variant_seeds(config))
     written = []
-    for folder in (results, results / "05_report"):
+    for folder in (results, report_dir(results)):
         if folder.is_dir():
             for name, table in tables.items():
                 if folder == results or (folder / name).is_file():
