@@ -138,6 +138,18 @@ def list_of(item: Callable, what: str, nonempty: bool = True, null: bool = False
     return check
 
 
+def multiple_of(step: int, low: int) -> Callable:
+    """A whole number >= ``low`` that is a multiple of ``step`` (the U-Net halves the image five times)."""
+    whole = integer(low)
+
+    def check(value):
+        value = whole(value)
+        if value % step:
+            raise _Bad(f"a multiple of {step} (the U-Net halves it five times)")
+        return value
+    return check
+
+
 def all_or_names() -> Callable:
     def check(value):
         if value == "all":
@@ -158,6 +170,19 @@ def mapping(values: Callable | None = None, what: str = "a mapping") -> Callable
         value = numbers_in(value)
         if values is not None:
             value = {k: values(v) for k, v in value.items()}
+        return value
+    return check
+
+
+def options_of(names) -> Callable:
+    """A mapping of loss name (one of ``names``) -> mapping of its options (checked by the loss itself)."""
+    per_loss = mapping(mapping(what="a mapping of option -> value"), what="a mapping of loss -> options")
+
+    def check(value):
+        value = per_loss(value)
+        unknown = sorted(str(k) for k in value if k not in names)
+        if unknown:
+            raise _Bad(f"a mapping of loss -> options, each loss one of {', '.join(names)} (unknown: {', '.join(unknown)})")
         return value
     return check
 
@@ -214,7 +239,7 @@ SCHEMA: dict[str, Callable] = {
     "data.split_seed": SEED,
     "data.fractions": fractions(),
     "data.screening": screening(),
-    "image_size": integer(32),
+    "image_size": multiple_of(32, 32),
     "distance.normalization": None,  # filled in by check_values (names from crack_utils.distance)
     "distance.radius": number(0.0, low_open=True),
     "model.encoder": text(what="an encoder name of segmentation-models-pytorch, e.g. 'resnet18'"),
@@ -233,8 +258,8 @@ SCHEMA: dict[str, Callable] = {
     "training.lr_schedule": choice("constant", "cosine"),
     "training.batches": choice("auto", "loader", "device"),
     "training.snapshot_epochs": list_of(integer(1), "whole numbers >= 1", nonempty=False, null=True),
-    "losses": list_of(text(what="a loss name"), "loss names"),  # the names: config.validate_config
-    "loss_options": mapping(mapping(what="a mapping of option -> value"), what="a mapping of loss -> options"),
+    "losses": None,  # filled in by check_values (the names of crack_utils.losses.LOSSES)
+    "loss_options": None,  # filled in by check_values (keys: the names of crack_utils.losses.LOSSES)
     "seeds": list_of(SEED, "whole numbers >= 0"),
     "variants": mapping(what="a mapping of name -> settings"),
     "variant_seeds": list_of(SEED, "whole numbers >= 0", null=True),
@@ -266,9 +291,12 @@ def check_values(config: dict, source: str = "config") -> None:
     """Check (and normalise in place) every value of a merged config against :data:`SCHEMA`; raise
     :class:`ConfigError` naming ``source``, the key, what it expects and the value it got."""
     from crack_utils.distance import NORMALIZATIONS
+    from crack_utils.losses import LOSSES
 
     rules = dict(SCHEMA)
     rules["distance.normalization"] = choice(*NORMALIZATIONS)
+    rules["losses"] = list_of(choice(*LOSSES), "loss names")
+    rules["loss_options"] = options_of(LOSSES)
     for key, rule in rules.items():
         value = _get(config, key)
         if value is _MISSING:

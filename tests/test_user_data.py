@@ -591,6 +591,8 @@ def test_scientific_notation_and_whole_floats_are_numbers(tmp_path):
     ("loss_options: {distance: {alpah: 2}}", r"loss_options.distance: .*alpah"),
     ("figure: {n_examples: 0}", r"figure.n_examples must be a whole number >= 1"),
     ("name: my study", r"name must be a name of letters, digits"),
+    ("losses: [bce, focal]", r"losses must be a non-empty list of loss names \('focal' is not one of 'bce'"),
+    ("loss_options: {focl: {gamma: 1}}", r"loss_options must be a mapping of loss -> options.*unknown: focl"),
 ])
 def test_every_config_value_is_checked_with_the_key_named(tmp_path, text, message):
     with pytest.raises(ConfigError, match=message):
