@@ -6,7 +6,8 @@
   :mod:`.manifest`, :mod:`.splitting`, :mod:`.preprocess`, :mod:`.data_report`;
 * learning — the targets, model, losses and training loop (notebooks 02-03):
   :mod:`.distance`, :mod:`.skeleton_tube`, :mod:`.soft_skeleton`, :mod:`.augment`, :mod:`.loader`,
-  :mod:`.device_batches`, :mod:`.model`, :mod:`.losses`, :mod:`.training`, :mod:`.torchvision_compat`;
+  :mod:`.device_batches`, :mod:`.model`, :mod:`.losses`, :mod:`.training`, :mod:`.training_records`
+  (the parameters and summary a training hands on), :mod:`.torchvision_compat`;
 * measuring — scoring a trained model (notebook 04):
   :mod:`.evaluation`, :mod:`.metrics`, :mod:`.claims`;
 * reporting — Table 1, Figure 2 and the summaries beyond them (notebooks 05-06):

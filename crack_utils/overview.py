@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from crack_utils import paper
 from crack_utils.paths import repo_root
 from crack_utils.report import compare_trainings
 from crack_utils.stats import MIN_SEEDS_FOR_INFERENCE
@@ -242,14 +243,15 @@ def build_page(results: str | Path) -> str:
         "the study</title>", f"<style>{CSS}</style><body>",
         "<h1>Does the Distance-based Loss segment concrete cracks better than BCE and Dice?</h1>",
         "<p>A reproduction of Özcan &amp; Schmiedecke (2024): a U-Net trained with binary cross-entropy, Dice and "
-        "their Distance-based Loss (α = 4) on six public crack datasets at 128 px, compared on precision, "
+        f"their Distance-based Loss (α = {paper.ALPHA:g}) on six public crack datasets at {paper.IMAGE_SIZE} px, "
+        "compared on precision, "
         "recall, F1, IoU and Dice (their Table 1) and side by side (their Figure 2). Every comparison below "
         "takes <b>trainings (seeds) as the unit of evidence</b>: the test images of one training say nothing "
         "about the next training.</p>",
         f"<h2>Table 1</h2><p class='note'>Study {link(HEADLINE + '/report.html', HEADLINE + '/')}: "
         f"{html.escape(protocol)} Pooled over the {int(pd.read_csv(results / HEADLINE / 'table1.csv')['n_seeds'].iloc[0])} "
         "seeds' test predictions of each training, mean ± sd over seeds; the paper's values beside ours (their "
-        "protocol: 50 epochs on a GPU).</p>",
+        f"protocol: {paper.EPOCHS} epochs on a GPU).</p>",
         _table(headline_table(results)),
         "<h2>Figure 2</h2><p class='note'>Test images of the six datasets with their label and each loss's "
         f"prediction (seed {config['seeds'][0]}); errors coloured in the second figure "

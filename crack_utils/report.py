@@ -9,10 +9,12 @@ import json
 
 import numpy as np
 
+from crack_utils import paper
 from crack_utils.metrics import METRICS
 from crack_utils.stats import PAIRED_COLUMNS, hierarchical_paired, seed_summary
 from crack_utils.study.committed import read_table
 from crack_utils.study.layout import evaluation_dir, run_tag, train_dir
+from crack_utils.training_records import TrainingSummary
 
 
 def _evaluation_dir(results: Path, loss: str, seed: int) -> Path:
@@ -212,21 +214,18 @@ def _decoder_text(channels) -> str:
 def protocol_text(results, names, seeds, image_size: int) -> str:
     """One sentence stating the training protocol of the trainings ``names`` × ``seeds`` of a study, from
     their ``run_metadata.json`` parameters and ``training_summary.json``: images, size, epochs, passes over
-    the training split, batch, learning rate, seeds, device and precision, next to the paper's 50 epochs.
+    the training split, batch, learning rate, seeds, device and precision, next to the paper's epochs.
     Settings that differ between trainings are given as ranges (e.g. ``1.3-2.6 passes``)."""
     rows = []
     for name in names:
         for seed in seeds:
             folder = train_dir(results, name, seed)
-            summary = json.loads((folder / "training_summary.json").read_text())
+            summary = TrainingSummary.read(folder)
             p = json.loads((folder / "run_metadata.json").read_text())["parameters"]
-            n_train = int(summary["train_images"])
+            n_train = int(summary.train_images)
             per_epoch = n_train if p["SAMPLES_PER_EPOCH"] is None else min(int(p["SAMPLES_PER_EPOCH"]), n_train)
-            epochs = int(summary["epochs"])
-            device = summary.get("device", p["DEVICE"])
-            precision = summary.get("precision") or (
-                "bf16 autocast" if p["AMP"] is True or (p["AMP"] == "auto" and str(device).startswith("cuda")) else "fp32")
-            schedule = p.get("LR_SCHEDULE", "constant")
+            epochs = int(summary.epochs)
+            device, precision, schedule = summary.device, summary.precision, summary.lr_schedule
             rows.append({"n_train": n_train, "per_epoch": per_epoch, "epochs": epochs,
                          "passes": epochs * per_epoch / n_train, "batch": p["BATCH_SIZE"],
                          "lr": f"{p['LR']:g}" + ("" if schedule == "constant" else f" ({schedule})"),
@@ -243,7 +242,7 @@ def protocol_text(results, names, seeds, image_size: int) -> str:
     seed_list = ", ".join(str(s) for s in seeds)
     return (f"Protocol: U-Net ({span('encoder')}), {span('n_train', '{:,}')} training images at {image_size} px; "
             f"{span('epochs')} epochs × {images} images = {span('passes', '{:.1f}')} passes over the training "
-            f"split (the paper: 50 epochs); batch {span('batch')}, Adam lr {span('lr')}; "
+            f"split (the paper: {paper.EPOCHS} epochs); batch {span('batch')}, Adam lr {span('lr')}; "
             f"seed(s) {seed_list}; device {', '.join(sorted(frame.device.unique()))}.")
 
 

@@ -42,6 +42,7 @@ from crack_utils.loader import EpochSampler
 from crack_utils.metrics import pooled_scores
 from crack_utils import paper, run_metadata
 from crack_utils.run_metadata import native_cpu_bf16
+from crack_utils.training_records import PARAMETERS_FILE, TrainingParameters
 
 
 LR_SCHEDULES = ("constant", "cosine")
@@ -59,8 +60,6 @@ SYNC_EVERY = 50
 CHANNELS_LAST_DEVICES = ("cpu", "cuda")
 #: Parameters a constant-rate training may change and still continue from its checkpoint (longer training).
 EXTENDABLE = ("EPOCHS", "SNAPSHOT_EPOCHS")
-#: Parameters added after checkpoints were first stamped, with the value older stamps implied.
-ADDED_PARAMETERS = {"BATCHES": "auto"}
 
 
 class TrainingDivergedError(RuntimeError):
@@ -412,7 +411,8 @@ def load_checkpoint(model: torch.nn.Module, path: str | Path, device="cpu") -> d
 
 def prepare_checkpoint_dir(path: str | Path, parameters: dict) -> str:
     """Make ``path`` ready for :func:`train`: ``"resume"`` if it holds checkpoints of a run with the same
-    ``parameters`` (JSON-comparable); ``"extend"`` if they differ only in :data:`EXTENDABLE` (more epochs,
+    ``parameters`` (notebook 03's, checked against :class:`~crack_utils.training_records.TrainingParameters`:
+    a ValueError names an unknown or missing one); ``"extend"`` if they differ only in :data:`EXTENDABLE` (more epochs,
     other snapshot epochs) of a constant-rate training that has not trained past the new ``EPOCHS`` —
     with a constant learning rate, continuing is the same as training longer from the start; ``"fresh"``
     otherwise (stale checkpoints are removed).
@@ -424,17 +424,22 @@ def prepare_checkpoint_dir(path: str | Path, parameters: dict) -> str:
     import shutil
 
     path = Path(path)
-    stamp = path / "parameters.json"
-    wanted = json.loads(json.dumps(parameters, default=str, sort_keys=True))
-    if stamp.is_file() and (path / "last.pt").is_file():
-        stored = {**ADDED_PARAMETERS, **json.loads(stamp.read_text())}
-        if stored == {**ADDED_PARAMETERS, **wanted}:
+    wanted_parameters = TrainingParameters.from_mapping(parameters, "notebook 03's parameters")
+    wanted = wanted_parameters.to_json()
+    stored = None
+    if (path / PARAMETERS_FILE).is_file() and (path / "last.pt").is_file():
+        try:
+            stored = TrainingParameters.read(path).to_json()  # a stamp from before a parameter existed: its default
+        except ValueError:  # not a stamp of this study's trainings: start afresh
+            stored = None
+    if stored is not None:
+        if stored == wanted:
             return "resume"
-        trained = _trained_epochs(path / "last.pt") if _extends(stored, {**ADDED_PARAMETERS, **wanted}) else None
+        trained = _trained_epochs(path / "last.pt") if _extends(stored, wanted) else None
         past_snapshots = {int(k) for k in wanted.get("SNAPSHOT_EPOCHS") or [] if int(k) <= (trained or 0)}
         missing = [k for k in past_snapshots if not (path / snapshot_name(k)).is_file()]
         if trained is not None and trained <= int(wanted["EPOCHS"]) and not missing:
-            stamp.write_text(json.dumps(wanted, indent=2, sort_keys=True))
+            wanted_parameters.write(path)
             return "extend"
         if trained is not None:
             why = (f"trained for {trained} epochs, more than EPOCHS = {wanted['EPOCHS']}" if trained > int(wanted["EPOCHS"])
@@ -445,7 +450,7 @@ def prepare_checkpoint_dir(path: str | Path, parameters: dict) -> str:
                              "pipeline, or delete the folder")
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True)
-    stamp.write_text(json.dumps(wanted, indent=2, sort_keys=True))
+    wanted_parameters.write(path)
     return "fresh"
 
 

@@ -14,6 +14,7 @@ import pandas as pd
 
 from crack_utils.report import run_summary
 from crack_utils.study.layout import budget_run as planned_budget_run, evaluation_dir, train_dir
+from crack_utils.training_records import TrainingSummary
 
 COLUMNS = ("loss", "seed", "epochs", "passes", "best_epoch", "precision", "recall", "f1", "iou", "dice",
            "fp_far_5px_share", "fp_far_20px_share", "betti0_error_mean", "cldice_mean", "tol_f1_mean", "n_test")
@@ -25,7 +26,7 @@ def budget_run(results, name: str, seed: int, epoch: int) -> str:
     pipeline then makes no separate budget run), else ``<name>-epoch<k>`` — the rule of
     :func:`crack_utils.study.layout.budget_run`, read from what the training and its evaluation recorded."""
     final = evaluation_dir(results, name, seed) / "scores.json"
-    trained = json.loads((train_dir(results, name, seed) / "training_summary.json").read_text())["epochs"]
+    trained = TrainingSummary.read(train_dir(results, name, seed)).epochs
     return planned_budget_run(name, epoch, trained, json.loads(final.read_text()).get("checkpoint"))
 
 
@@ -33,7 +34,7 @@ def passes_per_epoch(results, name: str, seed: int) -> float:
     """Passes over the training split that one epoch of training ``<name>-seed<seed>`` made:
     ``SAMPLES_PER_EPOCH / training images`` (1.0 when every epoch draws the whole split)."""
     folder = train_dir(results, name, seed)
-    n_train = json.loads((folder / "training_summary.json").read_text())["train_images"]
+    n_train = TrainingSummary.read(folder).train_images
     per_epoch = json.loads((folder / "run_metadata.json").read_text())["parameters"]["SAMPLES_PER_EPOCH"]
     return 1.0 if per_epoch is None else min(int(per_epoch), n_train) / n_train
 

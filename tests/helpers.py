@@ -38,3 +38,15 @@ def share_cores_among_xdist_workers(environ=os.environ) -> int | None:
 
     torch.set_num_threads(threads)
     return threads
+
+
+def training_parameters(**overrides) -> dict:
+    """A complete set of notebook 03's parameters (crack_utils.training_records.TrainingParameters), with
+    ``overrides``."""
+    base = {"DATA_DIR": "results/t/01_data", "CHECKPOINT_DIR": "results/t/checkpoints/dice-seed0", "LOSS": "dice",
+            "LOSS_OPTIONS": {}, "SEED": 0, "ENCODER": "resnet18", "ENCODER_WEIGHTS": None, "DROPOUT": 0.3,
+            "DECODER_CHANNELS": [8, 8, 8, 8, 8], "CRACK_PRIOR": None, "EPOCHS": 2, "BATCH_SIZE": 2, "LR": 1,
+            "LR_SCHEDULE": "constant", "SAMPLES_PER_EPOCH": None, "NUM_WORKERS": 0, "DEVICE": "cpu",
+            "DETERMINISTIC": True, "AMP": False, "NORMALIZATION": "radius", "RADIUS": 20.0, "SNAPSHOT_EPOCHS": [],
+            "DATA_FINGERPRINT": "abc", "BATCHES": "auto"}
+    return {**base, **overrides}

@@ -126,3 +126,13 @@ def test_a_changed_parameter_makes_its_runs_and_what_reads_them_out_of_date():
     assert states["seeds/05_report"] == "after upstream"
     forced = run_states(study_runs(config, ["data"]), repo / "results", repo, force={"data"})
     assert forced == {"seeds/01_data": "forced"}
+
+
+def test_every_committed_training_summary_matches_its_schema():
+    from crack_utils.training_records import TrainingSummary
+
+    folders = sorted(p.parent for p in (repo_root() / "results").glob("*/03_train/*/training_summary.json"))
+    assert len(folders) >= 24
+    for folder in folders:
+        summary = TrainingSummary.read(folder)
+        assert summary.epochs >= 1 and 0 < summary.best_val_dice < 1 and 1 <= summary.best_epoch <= summary.epochs

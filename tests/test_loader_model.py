@@ -7,6 +7,7 @@ import torch
 
 from crack_utils import augment, distance, model as models, run_metadata, training
 from crack_utils.loader import CrackDataset
+from helpers import training_parameters
 
 
 def test_distance_maps_follow_the_augmented_mask():
@@ -160,11 +161,16 @@ def test_divergence_after_a_good_epoch_keeps_that_checkpoint(tmp_path):
 
 def test_checkpoint_dir_resumes_only_with_same_parameters(tmp_path):
     folder = tmp_path / "ck"
-    assert training.prepare_checkpoint_dir(folder, {"LR": 1}) == "fresh"
+    assert training.prepare_checkpoint_dir(folder, training_parameters(LR=1)) == "fresh"
     (folder / "last.pt").write_bytes(b"x")
-    assert training.prepare_checkpoint_dir(folder, {"LR": 1}) == "resume"
-    assert training.prepare_checkpoint_dir(folder, {"LR": 2}) == "fresh"
+    assert training.prepare_checkpoint_dir(folder, training_parameters(LR=1)) == "resume"
+    assert training.prepare_checkpoint_dir(folder, training_parameters(LR=2)) == "fresh"
     assert not (folder / "last.pt").exists()
+    # the parameters handed on are a documented schema: a new or missing one is an error naming it
+    with pytest.raises(ValueError, match="unknown EXTRA_KNOB.*missing SEED"):
+        params = training_parameters(EXTRA_KNOB=1)
+        del params["SEED"]
+        training.prepare_checkpoint_dir(folder, params)
 
 
 def test_alpha_one_trains_exactly_like_dice(tmp_path):
@@ -379,7 +385,7 @@ def test_segments_record_who_trained_the_weights_and_survive_a_rerun(tmp_path):
 def test_checkpoint_dir_extends_a_constant_rate_training(tmp_path):
     folder = tmp_path / "ck"
     _tiny_training(tmp_path, 2, checkpoint_dir=folder, snapshot_epochs=[1])
-    base = {"LR": 1, "EPOCHS": 2, "SNAPSHOT_EPOCHS": [1], "LR_SCHEDULE": "constant"}
+    base = training_parameters(LR=1, EPOCHS=2, SNAPSHOT_EPOCHS=[1], LR_SCHEDULE="constant")
     (folder / "parameters.json").write_text(json.dumps(base))
     assert training.prepare_checkpoint_dir(folder, dict(base, EPOCHS=4, SNAPSHOT_EPOCHS=[1, 4])) == "extend"
     assert training.prepare_checkpoint_dir(folder, dict(base, EPOCHS=4, SNAPSHOT_EPOCHS=[1, 4])) == "resume"
@@ -451,7 +457,8 @@ def test_training_on_device_batches_runs_and_resumes(tmp_path):
 
 def test_checkpoints_stamped_before_a_parameter_existed_still_resume(tmp_path):
     folder = tmp_path / "ck"
-    old = {"LR": 1, "EPOCHS": 2}  # stamped before BATCHES existed
+    old = training_parameters(LR=1, EPOCHS=2)
+    del old["BATCHES"]  # stamped before BATCHES existed
     folder.mkdir()
     (folder / "parameters.json").write_text(json.dumps(old))
     (folder / "last.pt").write_bytes(b"x")
@@ -462,7 +469,7 @@ def test_checkpoints_stamped_before_a_parameter_existed_still_resume(tmp_path):
 def test_extending_needs_every_past_snapshot_the_new_list_names(tmp_path):
     folder = tmp_path / "ck"
     _tiny_training(tmp_path, 2, checkpoint_dir=folder, snapshot_epochs=[1])
-    base = {"LR": 1, "EPOCHS": 2, "SNAPSHOT_EPOCHS": [1], "LR_SCHEDULE": "constant"}
+    base = training_parameters(LR=1, EPOCHS=2, SNAPSHOT_EPOCHS=[1], LR_SCHEDULE="constant")
     (folder / "parameters.json").write_text(json.dumps(base))
     # epoch 2's best-as-of snapshot was never written: asking for it cannot be served by continuing, and
     # retraining silently would throw away the training: an error that says how to retrain

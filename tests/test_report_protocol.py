@@ -20,7 +20,11 @@ def _study(tmp_path, with_trainings: bool):
         for seed in (0, 1):
             folder = out / "03_train" / f"dice-seed{seed}"
             folder.mkdir(parents=True)
-            (folder / "training_summary.json").write_text(json.dumps({"epochs": 5, "train_images": 5699, "device": "cpu"}))
+            summary = {"loss": "dice", "seed": seed, "epochs": 5, "device": "cpu", "precision": "fp32",
+                       "best_val_dice": 0.5, "best_epoch": 5, "train_images": 5699, "images_per_epoch": 1500,
+                       "passes": 1.3, "image_size": 128, "batch_size": 25, "lr": 5e-4, "lr_schedule": "constant",
+                       "plateau": False}
+            (folder / "training_summary.json").write_text(json.dumps(summary))
             params = {"SAMPLES_PER_EPOCH": 1500, "BATCH_SIZE": 25, "LR": 5e-4, "ENCODER": "resnet18",
                       "DEVICE": "auto", "AMP": "auto"}
             (folder / "run_metadata.json").write_text(json.dumps({"parameters": params}))

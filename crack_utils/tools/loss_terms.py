@@ -10,7 +10,6 @@ constant to every probability leaves the soft skeleton unchanged and raises ``Ts
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -42,14 +41,15 @@ def training_terms(results: Path, tag: str, images: int) -> dict[str, float]:
     first ``images`` validation images, with its best checkpoint."""
     from crack_utils import evaluation, manifest as mf, model as models, training
     from crack_utils.study import layout
+    from crack_utils.training_records import TrainingParameters
 
     checkpoints = layout.checkpoint_dir(results, *layout.parse_tag(tag))
     if not (checkpoints / "best.pt").is_file():
         raise FileNotFoundError(f"{checkpoints / 'best.pt'} not found: train {tag} first (checkpoints stay on "
                                 "the machine that trained them)")
-    parameters = json.loads((checkpoints / "parameters.json").read_text())
-    net = models.build_model(parameters["ENCODER"], None, dropout=parameters["DROPOUT"],
-                             decoder_channels=tuple(parameters.get("DECODER_CHANNELS", models.DEFAULT_DECODER_CHANNELS)))
+    parameters = TrainingParameters.read(checkpoints)
+    net = models.build_model(parameters.ENCODER, None, dropout=parameters.DROPOUT,
+                             decoder_channels=tuple(parameters.DECODER_CHANNELS))
     training.load_checkpoint(net, checkpoints / "best.pt", device="cpu")
     _, val_images, val_masks = mf.load_split(layout.data_dir(results), "val")
     probs = evaluation.predict_probabilities(net, val_images[:images], device=torch.device("cpu"), progress=False)

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from crack_utils import paper
 from crack_utils.report import ablation_table, paired_comparisons, protocol_text
 from crack_utils.study.layout import REPORT_PAGE, read_study_config, report_dir, train_dir
+from crack_utils.training_records import TrainingSummary
 
 
 def protocol_from_config(config: dict) -> str:
@@ -16,7 +18,7 @@ def protocol_from_config(config: dict) -> str:
     t, m = config["training"], config["model"]
     per_epoch = "all training" if t["samples_per_epoch"] is None else f"{int(t['samples_per_epoch']):,}"
     return (f"Protocol (from the study config; training metadata not kept): U-Net ({m['encoder']}), "
-            f"{config['image_size']} px; {t['epochs']} epochs × {per_epoch} images (the paper: 50 epochs); "
+            f"{config['image_size']} px; {t['epochs']} epochs × {per_epoch} images (the paper: {paper.EPOCHS} epochs); "
             f"batch {t['batch_size']}, Adam lr {t['lr']:g}; seed(s) {', '.join(str(s) for s in config['seeds'])}.")
 
 
@@ -29,7 +31,7 @@ def add_protocol(results) -> str:
 
     results = Path(results)
     config = read_study_config(results)
-    if all((train_dir(results, loss, s) / "training_summary.json").is_file()
+    if all(TrainingSummary.exists(train_dir(results, loss, s))
            for loss in config["losses"] for s in config["seeds"]):
         protocol = protocol_text(results, config["losses"], config["seeds"], int(config["image_size"]))
     else:  # the trainings' metadata was not committed (leave-one-dataset-out studies): the config's protocol
