@@ -113,9 +113,18 @@ def distance_based_loss(
     :func:`hard_false_positive_distance` (``mode="hard"``). α = 1 gives plain Dice; the paper uses α = 4.
     """
     _check_shapes(logits, target, dist)
+    _check_options(alpha, mode)
+    return _distance_based(logits, target, dist, alpha, mode, threshold)
+
+
+def _check_options(alpha: float, mode: str) -> None:
     _check_alpha(alpha)
     if mode not in DIST_MODES:
         raise ValueError(f"unknown L_Dist mode {mode!r}; valid: {', '.join(DIST_MODES)}")
+
+
+def _distance_based(logits, target, dist, alpha: float, mode: str, threshold: float) -> torch.Tensor:
+    """Eq. 1 on checked inputs (:func:`distance_based_loss` checks them; the module, once at construction)."""
     probs = torch.sigmoid(_at_least_float32(logits))
     dice = soft_dice_loss(probs, target)
     if mode == "soft":
@@ -161,13 +170,12 @@ class DistanceBasedLoss(nn.Module):
 
     def __init__(self, alpha: float = DEFAULT_ALPHA, mode: str = DEFAULT_DIST_MODE, threshold: float = 0.5):
         super().__init__()
-        _check_alpha(alpha)
-        if mode not in DIST_MODES:
-            raise ValueError(f"unknown L_Dist mode {mode!r}; valid: {', '.join(DIST_MODES)}")
+        _check_options(alpha, mode)
         self.alpha, self.mode, self.threshold = float(alpha), mode, threshold
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
-        return distance_based_loss(logits, target, dist, self.alpha, self.mode, self.threshold)
+        _check_shapes(logits, target, dist)
+        return _distance_based(logits, target, dist, self.alpha, self.mode, self.threshold)
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}, mode={self.mode!r}"
