@@ -88,7 +88,7 @@ def run(config_paths, name: str = "lodo", summary_only: bool = False, progress: 
     Dask with ``workers`` or ``scheduler`` (see :func:`crack_utils.pipeline.run_studies`) — then notebook 06
     over all of them; returns ``results/<name>``."""
     from crack_utils import pipeline
-    from crack_utils.config import load_config
+    from crack_utils.study.config import load_config
     from crack_utils.paths import repo_root
     from crack_utils.study.lock import study_lock
 
@@ -123,7 +123,7 @@ def run(config_paths, name: str = "lodo", summary_only: bool = False, progress: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    from crack_utils.config import ConfigError
+    from crack_utils.study.config import ConfigError
     from crack_utils.pipeline import StudyError
 
     parser = argparse.ArgumentParser(prog="python -m crack_utils.generalization", description=__doc__.split("\n")[0])

@@ -1,6 +1,6 @@
 """The paper's protocol in numbers (Özcan and Schmiedecke, 2024, ``../shared/paper``): the one place that
 holds them. Every default of the study that comes from the paper is imported from here — the config
-defaults (:data:`crack_utils.config.DEFAULTS`), the loss, the model, the data preparation, the training
+defaults (:data:`crack_utils.study.config.DEFAULTS`), the loss, the model, the data preparation, the training
 loop and the tools — so a reader checks the study against the paper in one file.
 
 What the paper leaves open (the U-Net's backbone, the distance-map normalization and its radius, how L_Dist

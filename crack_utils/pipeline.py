@@ -31,7 +31,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from crack_utils.config import ConfigError, check_paths, load_config, trainings, variant_seeds
+from crack_utils.study.config import ConfigError, check_paths, load_config, trainings, variant_seeds
 from crack_utils.paths import repo_root
 from crack_utils.study import layout
 from crack_utils.study.executor import (Outcome, close_client, connect, local_cluster, run_in_process, run_on_dask,

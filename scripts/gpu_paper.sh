@@ -31,7 +31,7 @@ if ls .whl/*.whl >/dev/null 2>&1 && ! $PY -c "import papermill, distributed, alb
 fi
 [ -d .site ] && export PYTHONPATH="$PWD/.site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1
-name=$($PY -c "from crack_utils.config import load_config; print(load_config('$CONFIG')['name'])") || exit 1
+name=$($PY -c "from crack_utils.study.config import load_config; print(load_config('$CONFIG')['name'])") || exit 1
 eval "$($PY -m crack_utils.study.layout "$name")" || exit 1  # study, data_dir, prepared, ... (crack_utils/study/layout.py)
 CALL="$study/gpu_call"  # the call's own record, archived with the study
 mkdir -p "$CALL"

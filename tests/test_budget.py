@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from crack_utils.tools.concurrency import aggregate
-from crack_utils.config import load_config
+from crack_utils.study.config import load_config
 from crack_utils.paths import repo_root
 from crack_utils.tools import budget
 

@@ -102,7 +102,7 @@ def test_the_newer_of_a_plain_table_and_its_xz_copy_is_read(tmp_path):
 
 
 def _committed_study_configs():
-    from crack_utils.config import load_config
+    from crack_utils.study.config import load_config
 
     repo = repo_root()
     configs = [load_config(path) for path in sorted((repo / "configs").glob("*.yaml"))]
@@ -112,7 +112,7 @@ def _committed_study_configs():
 def test_a_changed_parameter_makes_its_runs_and_what_reads_them_out_of_date():
     import copy
 
-    from crack_utils.config import load_config
+    from crack_utils.study.config import load_config
     from crack_utils.pipeline import study_runs
     from crack_utils.study.executor import run_states
 

@@ -10,7 +10,7 @@ import pytest
 from crack_utils.metrics import METRICS
 from crack_utils.paths import repo_root
 from crack_utils.pipeline import plan
-from crack_utils.config import load_config
+from crack_utils.study.config import load_config
 from helpers import expected_bench_figures, threads_env
 
 REPO = repo_root()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from crack_utils.config import load_config
+from crack_utils.study.config import load_config
 from crack_utils.paths import repo_root
 from crack_utils.pipeline import failure_summary, plan
 from crack_utils.study import freshness, layout, watch

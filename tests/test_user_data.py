@@ -21,7 +21,7 @@ import yaml
 from PIL import Image
 
 from crack_utils import data_report, data_source, datasets as ds, manifest as mf, validation
-from crack_utils.config import ConfigError, check_paths, load_config
+from crack_utils.study.config import ConfigError, check_paths, load_config
 from crack_utils.paths import repo_root
 from crack_utils.pipeline import plan
 
@@ -759,7 +759,7 @@ def test_ctrl_c_is_one_line_exit_130_and_leaves_nothing_half_written(tmp_path, m
 
     import logging
 
-    from crack_utils.kernel_logs import STOPPED_KERNEL_RECORDS
+    from crack_utils.study.kernel_logs import STOPPED_KERNEL_RECORDS
 
     for logger in ("papermill", "asyncio"):  # installed again by the run (checked below)
         logging.getLogger(logger).removeFilter(STOPPED_KERNEL_RECORDS)
@@ -801,7 +801,7 @@ def test_a_stopped_kernels_two_log_records_are_dropped_and_nothing_else(caplog):
 
     from nbclient.exceptions import DeadKernelError
 
-    from crack_utils.kernel_logs import KERNEL_DIED, STOPPED_KERNEL_RECORDS, drop_stopped_kernel_records
+    from crack_utils.study.kernel_logs import KERNEL_DIED, STOPPED_KERNEL_RECORDS, drop_stopped_kernel_records
 
     drop_stopped_kernel_records()
     drop_stopped_kernel_records()  # idempotent: one filter

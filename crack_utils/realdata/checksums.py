@@ -151,7 +151,7 @@ def studies_of_data(matching: set[str], configs_dir: str | Path | None = None) -
     """Which study configs read only datasets that match: ``{"reproduces": [...], "not": [...]}`` over the
     configs under ``configs/`` that read a folder of these datasets (``data.source: folder`` with
     ``datasets`` among the six, or ``all``)."""
-    from crack_utils.config import ConfigError, load_config
+    from crack_utils.study.config import ConfigError, load_config
 
     configs_dir = Path(configs_dir or repo_root() / "configs")
     out: dict[str, list[str]] = {"reproduces": [], "not": []}

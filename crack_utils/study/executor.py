@@ -324,7 +324,7 @@ def run_on_dask(client, runs: list[Run], results: Path, repo: Path, force=None, 
     for index, run in enumerate(runs):
         upstream = [futures[d] for d in run.deps if d in futures]
         # an explicit priority keeps the runs' order among those ready at once (trainings seed by seed, see
-        # crack_utils.config.trainings): Dask's own FIFO priority is the same for everything submitted
+        # crack_utils.study.config.trainings): Dask's own FIFO priority is the same for everything submitted
         # within its fifo-timeout, and the whole graph is submitted in far less
         future = client.submit(run_one, run, str(results), str(repo), forced(run, force), False, *upstream,
                                outputs_needed=run.name in needed,

@@ -113,8 +113,8 @@ def execute(run: Run, results: Path, repo: Path, kernel: str, progress: bool = T
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    from crack_utils.kernel_logs import drop_stopped_kernel_records
-    from crack_utils.quiet_kernel import QuietKernelManager
+    from crack_utils.study.kernel_logs import drop_stopped_kernel_records
+    from crack_utils.study.quiet_kernel import QuietKernelManager
 
     drop_stopped_kernel_records()  # after Ctrl-C, the study's one line (a dead kernel is reported below)
     check_parameters(run, repo)

@@ -9,7 +9,7 @@ same study name, so the runs are the study's own, and the plan as shell variable
 
 ``completed``: the seeds whose every Table 1 loss has a finished evaluation — what a report can be made of
 when a deadline stopped the study part way (trainings are submitted seed by seed, see
-:func:`crack_utils.config.trainings`).
+:func:`crack_utils.study.config.trainings`).
 """
 from __future__ import annotations
 
@@ -118,7 +118,7 @@ def completed_seeds(config: dict, results: Path) -> list[int]:
 def derived_config(path: Path, seeds: list[int], epochs: int | None = None) -> dict:
     """The raw YAML of ``path`` with ``seeds`` (and ``training.epochs``) replaced; the name stays (written
     out: by default a config's name is its file's stem)."""
-    from crack_utils.config import load_config
+    from crack_utils.study.config import load_config
 
     raw = yaml.safe_load(Path(path).read_text()) or {}
     config = load_config(path)
@@ -133,7 +133,7 @@ def derived_config(path: Path, seeds: list[int], epochs: int | None = None) -> d
 
 
 def main(argv=None) -> int:
-    from crack_utils.config import load_config
+    from crack_utils.study.config import load_config
 
     parser = argparse.ArgumentParser(prog="python -m crack_utils.tools.budget", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)

@@ -58,7 +58,7 @@ def regenerate_comparisons(results) -> list[Path]:
     study has variants, ``ablation.csv`` — in the study folder and in ``05_report/`` where that exists.
     Nothing is retrained or re-scored, and no notebook runs: for studies whose report notebook cannot rerun
     from committed files (no predictions committed). Returns the files written."""
-    from crack_utils.config import variant_seeds
+    from crack_utils.study.config import variant_seeds
     from crack_utils.pipeline import run_specs
 
     results = Path(results)

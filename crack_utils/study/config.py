@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from crack_utils.config_schema import ConfigError, check_values
+from crack_utils.study.config_schema import ConfigError, check_values
 from crack_utils.distance import DEFAULT_NORMALIZATION, DEFAULT_RADIUS, NORMALIZATIONS
 from crack_utils import paper
 from crack_utils.losses import DEFAULT_DIST_MODE, LOSSES
@@ -97,7 +97,7 @@ def load_config(path: str | Path) -> dict:
 
 
 def validate_config(config: dict, source: str = "config") -> None:
-    """Check every value against the schema (:mod:`crack_utils.config_schema`, the only check of single
+    """Check every value against the schema (:mod:`crack_utils.study.config_schema`, the only check of single
     values), then the rules between values here; raise :class:`ConfigError` naming ``source`` and the key.
     Paths on disk are checked by :func:`check_paths`."""
     check_values(config, source)
