@@ -377,14 +377,29 @@ def resolve_amp(amp: bool | str, device: torch.device | str) -> bool:
     return device.type == "cuda" or (device.type == "cpu" and native_cpu_bf16())
 
 
-def plateau_reached(history: pd.DataFrame, epochs: int = 2, tolerance: float = 0.01) -> bool:
-    """Whether validation Dice improved by less than ``tolerance`` over the last ``epochs`` epochs:
-    ``val_dice[-1] - val_dice[-1 - epochs] < tolerance`` (a drop counts as a plateau). ``False`` when the
-    history has fewer than ``epochs + 1`` epochs (too short to tell)."""
-    dice = pd.Series(history["val_dice"], dtype=float).reset_index(drop=True)
-    if len(dice) <= epochs:
-        return False
-    return bool(dice.iloc[-1] - dice.iloc[-1 - epochs] < tolerance)
+#: The plateau rule (issue 25): a training is on its plateau when its best validation Dice rose by less than
+#: PLATEAU_GAIN over its last PLATEAU_PASSES epochs.
+PLATEAU_GAIN = 0.005
+PLATEAU_PASSES = 2
+
+
+def plateau_status(history: pd.DataFrame, gain: float = PLATEAU_GAIN, passes: int = PLATEAU_PASSES) -> dict:
+    """Whether a training reached its plateau, from its history (one row per epoch, ``val_dice``): the best
+    validation Dice up to the last epoch exceeds the best up to ``passes`` epochs earlier by less than
+    ``gain`` (a drop is no rise). Returns ``epochs``, ``best``, ``best_before`` (the best ``passes`` epochs
+    earlier), ``gain`` and ``plateau`` (False with too few epochs to tell)."""
+    best = pd.Series(history["val_dice"], dtype=float).cummax().to_numpy()
+    if len(best) <= passes:
+        return {"epochs": len(best), "best": float(best[-1]) if len(best) else float("nan"),
+                "best_before": float("nan"), "gain": float("nan"), "plateau": False}
+    rise = float(best[-1] - best[-1 - passes])
+    return {"epochs": len(best), "best": float(best[-1]), "best_before": float(best[-1 - passes]), "gain": rise,
+            "plateau": rise < gain}
+
+
+def plateau_reached(history: pd.DataFrame) -> bool:
+    """:func:`plateau_status`'s verdict (what notebook 03 writes into ``training_summary.json``)."""
+    return bool(plateau_status(history)["plateau"])
 
 
 def weights_only(state: dict) -> dict:

@@ -14,6 +14,7 @@ import pandas as pd
 
 from crack_utils.report import run_summary
 from crack_utils.study.layout import budget_run as planned_budget_run, evaluation_dir, train_dir
+from crack_utils.training import plateau_status
 from crack_utils.training_records import TrainingSummary
 
 COLUMNS = ("loss", "seed", "epochs", "passes", "best_epoch", "precision", "recall", "f1", "iou", "dice",
@@ -67,25 +68,6 @@ def ranking_by_budget(table: pd.DataFrame, metric: str = "dice") -> pd.DataFrame
         rows.append({"passes": passes, **{f"rank_{i + 1}": f"{r.loss} ({getattr(r, metric):.3f})"
                                           for i, r in enumerate(ordered.itertuples())}})
     return pd.DataFrame(rows)
-
-
-#: The plateau rule (issue 25): the best validation Dice rose by less than this over the last passes.
-PLATEAU_GAIN = 0.005
-PLATEAU_PASSES = 2
-
-
-def plateau_status(history: pd.DataFrame, gain: float = PLATEAU_GAIN, passes: int = PLATEAU_PASSES) -> dict:
-    """Whether a training reached its plateau, from its ``history.csv`` (one row per epoch, ``val_dice``):
-    the best validation Dice up to the last epoch exceeds the best up to ``passes`` epochs earlier by less
-    than ``gain``. Returns ``epochs``, ``best``, ``best_before`` (the best ``passes`` epochs earlier), ``gain``
-    and ``plateau`` (False with too few epochs to tell)."""
-    best = history["val_dice"].astype(float).cummax().to_numpy()
-    if len(best) <= passes:
-        return {"epochs": len(best), "best": float(best[-1]) if len(best) else float("nan"),
-                "best_before": float("nan"), "gain": float("nan"), "plateau": False}
-    rise = float(best[-1] - best[-1 - passes])
-    return {"epochs": len(best), "best": float(best[-1]), "best_before": float(best[-1 - passes]), "gain": rise,
-            "plateau": rise < gain}
 
 
 def plateau_table(results, names, seeds) -> pd.DataFrame:

@@ -93,7 +93,10 @@ class TrainingSummary:
     (``"fp32"`` or ``"bf16 autocast"``); ``best_val_dice`` and the 1-based ``best_epoch`` it came from;
     ``train_images`` in the training split, ``images_per_epoch`` drawn per epoch and ``passes`` over the split
     in all; ``image_size`` (px), ``batch_size``, ``lr`` and ``lr_schedule``; ``plateau``
-    (:func:`crack_utils.training.plateau_reached` on its history)."""
+    (:func:`crack_utils.training.plateau_reached` on its history). Trainings made before that rule became the
+    one rule (all committed ones up to converged/'s stage 2) wrote an older one here — the last Dice rose by
+    < 0.01 over two epochs —, so the plateau of a committed training is read with
+    :func:`crack_utils.training.plateau_status` on its ``history.csv``."""
     loss: str
     seed: int
     epochs: int
