@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
+from crack_utils.distance import DEFAULT_RADIUS
+
 EIGHT = np.ones((3, 3), bool)
 
 
@@ -87,7 +89,7 @@ def tolerance_f1(pred, target, radius: float = 2.0) -> dict[str, float]:
 
 #: Distances (px) beyond which a false-positive pixel counts as far: near the crack, and at the distance maps'
 #: default radius, where Eq. 2's penalty stops growing (the ``fp_far_<d>px`` columns).
-FAR_DISTANCES_PX: tuple[float, ...] = (5.0, 20.0)
+FAR_DISTANCES_PX: tuple[float, ...] = (5.0, DEFAULT_RADIUS)
 
 
 def claim_scores(pred, target, far: tuple[float, ...] = FAR_DISTANCES_PX, radius: float = 2.0) -> dict[str, float]:

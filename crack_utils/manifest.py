@@ -17,6 +17,7 @@ from crack_utils.paper import IMAGE_SIZE, SPLIT_FRACTIONS
 from crack_utils.preprocess import prepare_arrays
 from crack_utils.screening import manual_exclusion_reasons, read_exclusions, screen_labels
 from crack_utils.splitting import grouped_split
+from crack_utils.study.layout import PREPARED_ARRAYS
 from crack_utils.validation import BadPairError, validate_pairs
 
 MANIFEST_COLUMNS = [
@@ -127,7 +128,7 @@ def save_manifest(manifest: pd.DataFrame, images, masks, out_dir: str | Path) ->
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest.to_csv(out_dir / "manifest.csv", index=False)
-    save_cache(out_dir / "prepared.npz", images, masks, manifest.loc[manifest["prepared"], "key"])
+    save_cache(out_dir / PREPARED_ARRAYS, images, masks, manifest.loc[manifest["prepared"], "key"])
 
 
 def load_manifest(data_dir: str | Path) -> pd.DataFrame:
@@ -152,7 +153,7 @@ def load_split(data_dir: str | Path, split: str):
     rows = manifest[(manifest["split"] == split)].reset_index(drop=True)
     if rows.empty:
         raise ValueError(f"split {split!r} in {data_dir}/manifest.csv is empty; use more images or other fractions")
-    images, masks, _ = load_cache(Path(data_dir) / "prepared.npz", rows["key"].tolist())
+    images, masks, _ = load_cache(Path(data_dir) / PREPARED_ARRAYS, rows["key"].tolist())
     return rows, images, masks
 
 
@@ -164,7 +165,7 @@ def fingerprint(data_dir: str | Path) -> str:
 
     data_dir = Path(data_dir)
     digest = hashlib.md5(table_bytes(data_dir / "manifest.csv"))
-    digest.update(str((data_dir / "prepared.npz").stat().st_size).encode())
+    digest.update(str((data_dir / PREPARED_ARRAYS).stat().st_size).encode())
     return digest.hexdigest()
 
 

@@ -211,7 +211,7 @@ def _protocols(results: Path) -> str:
     items = []
     for folder in committed_studies(results):
         text = (folder / "protocol.md").read_text().strip()
-        link = f"<a href='{folder.name}/report.html'>{folder.name}/</a>" if (folder / "report.html").is_file() \
+        link = f"<a href='{folder.name}/{layout.REPORT_PAGE}'>{folder.name}/</a>" if (folder / layout.REPORT_PAGE).is_file() \
             else f"{folder.name}/"
         items.append(f"<li>{link}: {html.escape(text)}</li>")
     return "<ul>" + "".join(items) + "</ul>"
@@ -248,7 +248,7 @@ def build_page(results: str | Path) -> str:
         "recall, F1, IoU and Dice (their Table 1) and side by side (their Figure 2). Every comparison below "
         "takes <b>trainings (seeds) as the unit of evidence</b>: the test images of one training say nothing "
         "about the next training.</p>",
-        f"<h2>Table 1</h2><p class='note'>Study {link(HEADLINE + '/report.html', HEADLINE + '/')}: "
+        f"<h2>Table 1</h2><p class='note'>Study {link(HEADLINE + '/' + layout.REPORT_PAGE, HEADLINE + '/')}: "
         f"{html.escape(protocol)} Pooled over the {int(pd.read_csv(results / HEADLINE / 'table1.csv')['n_seeds'].iloc[0])} "
         "seeds' test predictions of each training, mean ± sd over seeds; the paper's values beside ours (their "
         f"protocol: {paper.EPOCHS} epochs on a GPU).</p>",
@@ -265,14 +265,14 @@ def build_page(results: str | Path) -> str:
         "study at the current protocol.</p>",
         _verdict_table(verdicts),
         "<h2>Training length</h2><p class='note'>One seed per loss, up to 10 passes with the paper's constant "
-        f"learning rate ({link('convergence/report.html', 'convergence/')}); the 3-seed study at convergence "
+        f"learning rate ({link('convergence/' + layout.REPORT_PAGE, 'convergence/')}); the 3-seed study at convergence "
         "(configs/converged.yaml) is growing.</p>",
         image("convergence/training_length.png", "Test Dice against passes over the training split"),
         f"<h2>Peer losses</h2><p class='note'>clDice, Skeleton Recall and clDice + BCE beside Table 1's losses, "
         f"in {HEADLINE}/ (their seeds: n_seeds); the difference to Dice with trainings as the unit.</p>",
         _peers(results),
         "<h2>Leave one dataset out</h2><p class='note'>Test Dice on a dataset held out of training, one training "
-        f"per held-out set, trained before the augmentation fix ({link('lodo/report.html', 'lodo/')}).</p>",
+        f"per held-out set, trained before the augmentation fix ({link('lodo/' + layout.REPORT_PAGE, 'lodo/')}).</p>",
         _lodo(results), image("lodo/generalization.png", "Held-out Dice per loss and held-out dataset"),
         "<h2>Each study's protocol</h2>", _protocols(results),
         "<p class='note'>Built by <code>python -m crack_utils.overview</code> from the committed studies; "

@@ -10,9 +10,12 @@ import json
 import numpy as np
 
 from crack_utils import paper
+from crack_utils.distance import DEFAULT_NORMALIZATION
+from crack_utils.losses import DEFAULT_DIST_MODE
 from crack_utils.metrics import METRICS
 from crack_utils.stats import PAIRED_COLUMNS, hierarchical_paired, seed_summary
 from crack_utils.study.committed import read_table
+from crack_utils.study.freshness import METADATA
 from crack_utils.study.layout import evaluation_dir, run_tag, train_dir
 from crack_utils.training_records import TrainingSummary
 
@@ -145,7 +148,7 @@ def ablation_table(results, run_specs: dict, names, seeds, reference: str = "dic
         summary.pop("n_test")  # the same test set for every row
         rows.append({"run": name, "loss": loss, "setting": describe_run(spec),
                      "alpha": {"dice": 1.0, "distance": options.get("alpha")}.get(loss, np.nan),
-                     "mode": options.get("mode", "soft") if loss == "distance" else "",
+                     "mode": options.get("mode", DEFAULT_DIST_MODE) if loss == "distance" else "",
                      "normalization": spec["normalization"] if loss in ("distance", "boundary") else "",
                      "n_seeds": len(seeds), **summary})
     table = pd.DataFrame(rows)
@@ -163,10 +166,10 @@ def ablation_table(results, run_specs: dict, names, seeds, reference: str = "dic
     return table
 
 
-def alpha_curve(table: pd.DataFrame, normalization: str = "radius") -> pd.DataFrame:
+def alpha_curve(table: pd.DataFrame, normalization: str = DEFAULT_NORMALIZATION) -> pd.DataFrame:
     """The rows of an :func:`ablation_table` that vary only α: soft Distance-based runs with
     ``normalization``, plus plain Dice as α = 1 when no α = 1 run exists; sorted by α."""
-    rows = table[(table["loss"] == "distance") & (table["mode"] == "soft") & (table["normalization"] == normalization)]
+    rows = table[(table["loss"] == "distance") & (table["mode"] == DEFAULT_DIST_MODE) & (table["normalization"] == normalization)]
     if not (rows["alpha"] == 1.0).any():
         rows = pd.concat([table[table["loss"] == "dice"].head(1), rows])
     return rows.sort_values("alpha").reset_index(drop=True)
@@ -221,7 +224,7 @@ def protocol_text(results, names, seeds, image_size: int) -> str:
         for seed in seeds:
             folder = train_dir(results, name, seed)
             summary = TrainingSummary.read(folder)
-            p = json.loads((folder / "run_metadata.json").read_text())["parameters"]
+            p = json.loads((folder / METADATA).read_text())["parameters"]
             n_train = int(summary.train_images)
             per_epoch = n_train if p["SAMPLES_PER_EPOCH"] is None else min(int(p["SAMPLES_PER_EPOCH"]), n_train)
             epochs = int(summary.epochs)

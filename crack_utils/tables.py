@@ -3,17 +3,12 @@ from __future__ import annotations
 
 import pandas as pd
 
+from crack_utils import paper
 from crack_utils.metrics import METRICS
 
 LOSS_LABELS = {"bce": "Binary Cross-Entropy Loss", "dice": "Dice Loss", "distance": "Distance-based Loss"}
 METRIC_LABELS = {"precision": "Precision", "recall": "Recall", "f1": "F1 Score", "iou": "IoU", "dice": "Dice"}
 
-# Özcan & Schmiedecke (2024), Table 1 (aggregation convention not stated in the paper).
-PAPER_TABLE1 = {
-    "bce": {"precision": 0.4771, "recall": 0.2336, "f1": 0.2860, "iou": 0.2147, "dice": 0.3000},
-    "dice": {"precision": 0.5202, "recall": 0.7407, "f1": 0.6001, "iou": 0.3824, "dice": 0.5609},
-    "distance": {"precision": 0.5856, "recall": 0.7707, "f1": 0.6589, "iou": 0.5027, "dice": 0.6078},
-}
 
 
 def build_table1(scores: pd.DataFrame) -> pd.DataFrame:
@@ -34,7 +29,7 @@ def build_table1(scores: pd.DataFrame) -> pd.DataFrame:
                 "metric": metric, "loss": loss,
                 "ours_pooled": group[metric].mean(), "ours_pooled_std": group[metric].std(ddof=1),
                 "ours_macro": group[f"macro_{metric}"].mean(),
-                "paper": PAPER_TABLE1.get(loss, {}).get(metric, float("nan")),
+                "paper": paper.TABLE1.get(loss, {}).get(metric, float("nan")),
                 "n_seeds": len(group),
             })
     order = {m: i for i, m in enumerate(METRICS)}

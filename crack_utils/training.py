@@ -212,7 +212,7 @@ def train(model: torch.nn.Module, loss_fn, train_set, val_set, out_dir: str | Pa
         val_loader = DataLoader(val_set, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=pin)
     best = max((h["val_dice"] for h in history), default=-math.inf)
     segment = {"epochs_from": start_epoch, "epochs_to": start_epoch, "seconds": 0.0, **_provenance()}
-    watch = _ProgressFile(ckpt_dir / PROGRESS_FILE, epochs=epochs, batches=len(train_loader))
+    watch = ProgressFile(ckpt_dir / PROGRESS_FILE, epochs=epochs, batches=len(train_loader))
     watch.write(epoch=start_epoch, batch=0, history=history, force=True)
     for epoch in range(start_epoch, epochs):
         sampler.set_epoch(epoch)
@@ -299,7 +299,7 @@ class LossSum:
         return value
 
 
-class _ProgressFile:
+class ProgressFile:
     """Writes ``progress.json`` (atomically) at most every ``every`` seconds, or when forced: ``epoch``
     (epochs finished), ``epochs``, ``batch``/``batches`` within the running epoch, the running training
     loss, the last validation Dice, the mean seconds per epoch so far and ``epoch_seconds``, the seconds

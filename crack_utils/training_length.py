@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from crack_utils.report import run_summary
+from crack_utils.study.freshness import METADATA
 from crack_utils.study.layout import budget_run as planned_budget_run, evaluation_dir, train_dir
 from crack_utils.training import plateau_status
 from crack_utils.training_records import TrainingSummary
@@ -36,7 +37,7 @@ def passes_per_epoch(results, name: str, seed: int) -> float:
     ``SAMPLES_PER_EPOCH / training images`` (1.0 when every epoch draws the whole split)."""
     folder = train_dir(results, name, seed)
     n_train = TrainingSummary.read(folder).train_images
-    per_epoch = json.loads((folder / "run_metadata.json").read_text())["parameters"]["SAMPLES_PER_EPOCH"]
+    per_epoch = json.loads((folder / METADATA).read_text())["parameters"]["SAMPLES_PER_EPOCH"]
     return 1.0 if per_epoch is None else min(int(per_epoch), n_train) / n_train
 
 

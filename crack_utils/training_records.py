@@ -22,9 +22,10 @@ PARAMETERS_FILE = "parameters.json"
 SUMMARY_FILE = "training_summary.json"
 
 
-def _check_names(cls, values: dict, source: str) -> None:
+def _check_names(cls, values: dict, source: str, defaults_allowed: bool = True) -> None:
     names = {f.name for f in fields(cls)}
-    required = {f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING}
+    required = {f.name for f in fields(cls)
+                if not defaults_allowed or (f.default is MISSING and f.default_factory is MISSING)}
     unknown, missing = sorted(set(values) - names), sorted(required - set(values))
     if unknown or missing:
         raise ValueError(f"{source} does not match crack_utils.training_records.{cls.__name__}: "
@@ -63,10 +64,12 @@ class TrainingParameters:
     BATCHES: str = "auto"
 
     @classmethod
-    def from_mapping(cls, values: dict, source: str = "training parameters") -> "TrainingParameters":
-        """From a mapping with exactly these names (those with a default may be left out); ValueError
-        naming ``source`` and every unknown or missing name."""
-        _check_names(cls, values, source)
+    def from_mapping(cls, values: dict, source: str = "training parameters",
+                     stamp: bool = False) -> "TrainingParameters":
+        """From a mapping with exactly these names; ValueError naming ``source`` and every unknown or missing
+        name. ``stamp``: a stamp written earlier, which may lack a parameter added since (read as its
+        default); what the notebook hands on now must name every one."""
+        _check_names(cls, values, source, defaults_allowed=stamp)
         return cls(**values)
 
     @classmethod
@@ -75,7 +78,7 @@ class TrainingParameters:
         path = Path(checkpoint_dir) / PARAMETERS_FILE
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found: that training has not run on this machine")
-        return cls.from_mapping(json.loads(path.read_text()), str(path))
+        return cls.from_mapping(json.loads(path.read_text()), str(path), stamp=True)
 
     def to_json(self) -> dict:
         """The JSON form written to (and compared with) ``parameters.json``."""

@@ -16,7 +16,8 @@ QUALITY=${QUALITY:-80}
 PART_MB=${PART_MB:-18}
 PY=${PY:-.venv/bin/python}
 name=$($PY -c "from crack_utils.study.config import load_config; print(load_config('$CONFIG')['name'])")
-eval "$($PY -m crack_utils.study.layout "$name")"  # study, data_dir, ... (crack_utils/study/layout.py)
+paths=$($PY -m crack_utils.study.layout "$name")
+eval "$paths"  # study, data_dir, ... (crack_utils/study/layout.py)
 $PY -m crack_utils.pipeline --config "$CONFIG" --stages data --no-progress
 mkdir -p .gpu
 rm -f .gpu/data.npz .gpu/data.npz.part-*

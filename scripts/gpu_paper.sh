@@ -14,7 +14,8 @@
 #              throughput allows, else fewer epochs, said in plan.txt), stopped with Ctrl-C if it runs over,
 #              and then reported on the seeds that finished. RESERVE: seconds kept for that (default 90).
 #   WORKERS, PER_GPU   Dask workers and trainings per GPU without a deadline (default 3 and 3)
-#   BENCH=0    skip the one-training benchmark; BENCH_ARGS (default --amp)
+#   BENCH=0    skip the one-training benchmark; BENCH_ARGS (its other options, default none)
+#   AMP        bf16 autocast of both measurements: auto (default: the training's rule, on with CUDA), on or off
 #   CONCURRENCY  the K measured by crack_utils.tools.concurrency (default "1 2 4 8"; empty: skip), CONC_SECONDS (8)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -32,7 +33,8 @@ fi
 [ -d .site ] && export PYTHONPATH="$PWD/.site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1
 name=$($PY -c "from crack_utils.study.config import load_config; print(load_config('$CONFIG')['name'])") || exit 1
-eval "$($PY -m crack_utils.study.layout "$name")" || exit 1  # study, data_dir, prepared, ... (crack_utils/study/layout.py)
+paths=$($PY -m crack_utils.study.layout "$name") || exit 1
+eval "$paths"  # study, data_dir, prepared, ... (crack_utils/study/layout.py)
 CALL="$study/gpu_call"  # the call's own record, archived with the study
 mkdir -p "$CALL"
 cap() { local c=$1; [ "$DEADLINE" -gt 0 ] && [ $(( DEADLINE / $2 )) -lt "$c" ] && c=$(( DEADLINE / $2 )); echo "$c"; }
@@ -52,14 +54,13 @@ fi
 echo "setup_seconds: $(elapsed)" | tee "$OUT/wall.txt"
 t0=$(date +%s)
 if [ "${BENCH:-1}" = 1 ]; then
-  timeout "$(cap 180 8)" $PY -m crack_utils.tools.bench --data "$data_dir" ${BENCH_ARGS:---amp} 2>&1 | tee "$OUT/bench.txt" \
+  timeout "$(cap 180 8)" $PY -m crack_utils.tools.bench --data "$data_dir" --amp "${AMP:-auto}" ${BENCH_ARGS:-} 2>&1 | tee "$OUT/bench.txt" \
     || echo "benchmark failed (exit $?); the study runs anyway" | tee -a "$OUT/bench.txt"
 fi
 CONCURRENCY=${CONCURRENCY-1 2 4 8}
-amp=""; case "${BENCH_ARGS:---amp}" in *--amp*) amp="--amp";; esac
 if [ -n "$CONCURRENCY" ]; then
   timeout "$(cap 240 5)" $PY -m crack_utils.tools.concurrency --k $CONCURRENCY --seconds "${CONC_SECONDS:-8}" \
-    --data "$data_dir" $amp --json "$CALL/concurrency.json" 2>&1 | tee "$OUT/concurrency.txt" \
+    --data "$data_dir" --amp "${AMP:-auto}" --json "$CALL/concurrency.json" 2>&1 | tee "$OUT/concurrency.txt" \
     || echo "concurrency measurement failed or incomplete (exit $?)" | tee -a "$OUT/concurrency.txt"
 fi
 if [ ! -f "$CALL/concurrency.json" ] && [ -f "$OUT/bench.txt" ]; then

@@ -171,6 +171,10 @@ def test_checkpoint_dir_resumes_only_with_same_parameters(tmp_path):
         params = training_parameters(EXTRA_KNOB=1)
         del params["SEED"]
         training.prepare_checkpoint_dir(folder, params)
+    without = training_parameters()
+    del without["BATCHES"]  # only a stamp written before BATCHES existed may lack it, not what the notebook hands on
+    with pytest.raises(ValueError, match="missing BATCHES"):
+        training.prepare_checkpoint_dir(folder, without)
 
 
 def test_alpha_one_trains_exactly_like_dice(tmp_path):
@@ -351,13 +355,13 @@ def test_progress_file_follows_the_training(tmp_path):
 
 def test_progress_file_times_the_running_epoch(tmp_path, monkeypatch):
     written = []
-    real_write = training._ProgressFile.write
+    real_write = training.ProgressFile.write
 
     def record(self, epoch, batch, history, train_loss=None, force=False, epoch_seconds=None):
         real_write(self, epoch, batch, history, train_loss, force=True, epoch_seconds=epoch_seconds)
         written.append(json.loads(self.path.read_text()))
 
-    monkeypatch.setattr(training._ProgressFile, "write", record)
+    monkeypatch.setattr(training.ProgressFile, "write", record)
     history = _tiny_training(tmp_path, 2)
     within = [w for w in written if w["batch"]]
     assert [(w["epoch"], w["batch"]) for w in within] == [(0, 1), (0, 2), (1, 1), (1, 2)]

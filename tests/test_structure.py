@@ -144,8 +144,11 @@ def test_run_paths_are_built_only_by_the_layout():
     import re
 
     folder = re.compile(r"\b(01_data|02_distance|03_train|04_evaluate|05_report|06_generalization)\b"
-                        r"|(^|/)checkpoints(/|$)|^results/")
-    allowed = {("training.py", "checkpoints")}  # train()'s own default beside out_dir, when called without a study
+                        r"|(^|/)checkpoints(/|$)|^results(/|$)|^(prepared\.npz|run_metadata\.json|report\.html)$"
+                        r"|^-seed$")
+    allowed = {("training.py", "checkpoints"),  # train()'s own default beside out_dir, when called without a study
+               ("data_source.py", "-seed"),  # a synthetic data folder's name (n<N>-s<size>-seed<k>), not a run tag
+               ("freshness.py", "run_metadata.json")}  # freshness.METADATA: the file that makes a run folder a run
     found = []
     for path in PACKAGE.rglob("*.py"):
         if path.name == "layout.py":

@@ -6,15 +6,14 @@ are relative to the repository root (where the pipeline runs).
 from __future__ import annotations
 
 import copy
-import re
 from pathlib import Path
 
 import yaml
 
 from crack_utils.study.config_schema import ConfigError, check_values
-from crack_utils.distance import DEFAULT_NORMALIZATION, DEFAULT_RADIUS, NORMALIZATIONS
+from crack_utils.distance import DEFAULT_NORMALIZATION, DEFAULT_RADIUS
 from crack_utils import paper
-from crack_utils.losses import DEFAULT_DIST_MODE, LOSSES
+from crack_utils.losses import DEFAULT_DIST_MODE
 from crack_utils.model import DEFAULT_DECODER_CHANNELS, DEFAULT_ENCODER
 from crack_utils.study.layout import run_tag
 
@@ -61,6 +60,8 @@ DEFAULTS: dict = {
 }
 # keys whose value is a free-form mapping (not checked key by key)
 _FREE_FORM = {("loss_options",), ("data", "screening"), ("variants",)}
+# free-form mappings merged entry by entry over their defaults
+_MERGED_PER_ENTRY = {("loss_options",)}
 VARIANT_KEYS = ("loss", "normalization", "radius")  # the other keys of a variant are loss options
 
 
@@ -74,6 +75,11 @@ def _merge(base: dict, override: dict, path: tuple, source: str) -> dict:
             if not isinstance(value, dict):
                 raise ConfigError(f"{source}: {where!r} must be a mapping with keys {', '.join(base[key])}")
             out[key] = _merge(base[key], value, path + (key,), source)
+        elif path + (key,) in _MERGED_PER_ENTRY and isinstance(value, dict):
+            # a loss's options over its defaults, the other losses' defaults kept (options for clDice must
+            # not drop the Distance-based Loss's alpha)
+            out[key] = {**base[key], **{name: ({**base[key].get(name, {}), **options} if isinstance(options, dict)
+                                               else options) for name, options in value.items()}}
         else:
             out[key] = value
     return out
@@ -176,22 +182,14 @@ def check_paths(config: dict, stages: list[str] | None = None, source: str = "co
 
 
 def _validate_variants(config: dict, source: str) -> None:
-    """Each variant names a known loss, a known normalization and options that loss accepts."""
+    """The rules between a variant and the rest of the config (each variant's own values are the schema's):
+    its name is not a loss of ``losses``, and its loss accepts its options merged over ``loss_options``."""
     from crack_utils.losses import make_loss
 
-    variants = config["variants"] or {}
-    if not isinstance(variants, dict):
-        raise ConfigError(f"{source}: variants must be a mapping of name -> settings")
-    for name, spec in variants.items():
+    for name, spec in (config["variants"] or {}).items():
         where = f"{source}: variant {name!r}"
-        if not re.fullmatch(r"[A-Za-z0-9_.]+", str(name)):
-            raise ConfigError(f"{where}: names use letters, digits, '_' and '.' only")
         if name in config["losses"]:
             raise ConfigError(f"{where} has the name of a loss in `losses`; give it its own name")
-        if not isinstance(spec, dict) or spec.get("loss") not in LOSSES:
-            raise ConfigError(f"{where} needs `loss: <name>` with a name from: {', '.join(LOSSES)}")
-        if spec.get("normalization", config["distance"]["normalization"]) not in NORMALIZATIONS:
-            raise ConfigError(f"{where}: normalization must be one of {', '.join(NORMALIZATIONS)}")
         try:
             make_loss(spec["loss"], **variant_loss_options(config, name))
         except (TypeError, ValueError) as err:

@@ -187,6 +187,33 @@ def options_of(names) -> Callable:
     return check
 
 
+def variants_of(losses, normalizations) -> Callable:
+    """A mapping of variant name (letters, digits, '_', '.') -> ``{loss: <one of losses>, normalization:
+    (one of normalizations), radius: (a number > 0), <options of that loss>}``; whether the loss accepts
+    those options is a rule between values (crack_utils.study.config)."""
+    radius = number(0.0, low_open=True)
+
+    def check(value):
+        value = mapping(what="a mapping of name -> settings")(value)
+        for name, spec in value.items():
+            if not re.fullmatch(r"[A-Za-z0-9_.]+", str(name)):
+                raise _Bad(f"a mapping of variant names of letters, digits, '_' and '.' ({name!r} is not)")
+            if not isinstance(spec, dict) or spec.get("loss") not in losses:
+                raise _Bad(f"a mapping in which each variant needs `loss: <name>` with a name from "
+                           f"{', '.join(losses)} ({name!r} has {spec!r})")
+            if "normalization" in spec and spec["normalization"] not in normalizations:
+                raise _Bad(f"a mapping in which a variant's normalization must be one of {', '.join(normalizations)} "
+                           f"({name!r} has {spec['normalization']!r})")
+            if "radius" in spec:
+                try:
+                    spec["radius"] = radius(spec["radius"])
+                except _Bad as bad:
+                    raise _Bad(f"a mapping in which a variant's radius is {bad.args[0]} ({name!r} has "
+                               f"{spec['radius']!r})") from None
+        return value
+    return check
+
+
 def amp() -> Callable:
     def check(value):
         if value == "auto" or isinstance(value, bool):
@@ -261,7 +288,7 @@ SCHEMA: dict[str, Callable] = {
     "losses": None,  # filled in by check_values (the names of crack_utils.losses.LOSSES)
     "loss_options": None,  # filled in by check_values (keys: the names of crack_utils.losses.LOSSES)
     "seeds": list_of(SEED, "whole numbers >= 0"),
-    "variants": mapping(what="a mapping of name -> settings"),
+    "variants": None,  # filled in by check_values (loss and normalization names of their modules)
     "variant_seeds": list_of(SEED, "whole numbers >= 0", null=True),
     "evaluation.threshold": number(0.0, 1.0, low_open=True, high_open=True),
     "evaluation.checkpoint": choice("best", "last"),
@@ -297,6 +324,7 @@ def check_values(config: dict, source: str = "config") -> None:
     rules["distance.normalization"] = choice(*NORMALIZATIONS)
     rules["losses"] = list_of(choice(*LOSSES), "loss names")
     rules["loss_options"] = options_of(LOSSES)
+    rules["variants"] = variants_of(LOSSES, NORMALIZATIONS)
     for key, rule in rules.items():
         value = _get(config, key)
         if value is _MISSING:

@@ -58,9 +58,10 @@ def budget_name(name: str, epoch: int) -> str:
     return f"{name}-epoch{int(epoch)}"
 
 
-def study_dir(config_name: str) -> str:
-    """``results/<config name>``, relative to the repository root."""
-    return f"{RESULTS}/{config_name}"
+def study_dir(config_name: str, root=RESULTS) -> str:
+    """``results/<config name>``, relative to the repository root (or ``<root>/<config name>`` for studies
+    kept under another folder of results)."""
+    return f"{Path(root).as_posix()}/{config_name}"
 
 
 def budget_run(name: str, epoch: int, trained_epochs: int, checkpoint: str) -> str:

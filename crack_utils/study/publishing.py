@@ -14,6 +14,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from crack_utils.study.freshness import METADATA
 from crack_utils.study.layout import PUBLISHED, REPORT_PAGE
 
 
@@ -23,7 +24,7 @@ def run_commits(results: Path, runs) -> dict:
     that only re-entered it."""
     commits: dict = {}
     for run in runs:
-        path = Path(results) / run.name / "run_metadata.json"
+        path = Path(results) / run.name / METADATA
         if not path.is_file():
             continue
         meta = json.loads(path.read_text())

@@ -24,7 +24,7 @@ from crack_utils.training import PROGRESS_FILE
 
 
 def read_progress(checkpoint_dir: str | Path) -> dict | None:
-    """A training's ``progress.json`` (see :class:`crack_utils.training._ProgressFile`), None if absent."""
+    """A training's ``progress.json`` (see :class:`crack_utils.training.ProgressFile`), None if absent."""
     try:
         return json.loads((Path(checkpoint_dir) / PROGRESS_FILE).read_text())
     except (OSError, json.JSONDecodeError):

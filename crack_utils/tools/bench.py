@@ -99,8 +99,8 @@ def run(data_dir: str | None = None, steps: int = 4, batch_size: int = BATCH_SIZ
     dev = models.pick_device(device)
     amp = training.resolve_amp(amp, dev)
     torch.manual_seed(0)
-    if data_dir and (Path(data_dir) / "prepared.npz").is_file():
-        images, masks, _ = load_cache(Path(data_dir) / "prepared.npz")
+    if data_dir and (Path(data_dir) / layout.PREPARED_ARRAYS).is_file():
+        images, masks, _ = load_cache(Path(data_dir) / layout.PREPARED_ARRAYS)
         size = images.shape[1]  # the study's image size (a 64-px study's arrays would not fit 128-px inputs)
         source = f"prepared arrays in {data_dir}"
     else:

@@ -21,10 +21,12 @@ from pathlib import Path
 
 import yaml
 
+from crack_utils import paper
 from crack_utils.study import layout
+from crack_utils.study.freshness import METADATA
 
 #: Shorter trainings tried, longest first, when one seed at the config's epochs does not fit.
-FALLBACK_EPOCHS = (50, 30, 20, 10, 5, 2, 1)
+FALLBACK_EPOCHS = (paper.EPOCHS, 30, 20, 10, 5, 2, 1)
 
 
 @dataclass
@@ -110,9 +112,9 @@ def training_images(data_dir: Path) -> int:
 
 def completed_seeds(config: dict, results: Path) -> list[int]:
     """Seeds of ``config`` whose every Table 1 loss has a finished evaluation folder under ``results``."""
-    study = Path(results) / config["name"]
+    study = layout.study_dir(config["name"], root=results)
     return [seed for seed in config["seeds"]
-            if all((layout.evaluation_dir(study, loss, seed) / "run_metadata.json").is_file() for loss in config["losses"])]
+            if all((layout.evaluation_dir(study, loss, seed) / METADATA).is_file() for loss in config["losses"])]
 
 
 def derived_config(path: Path, seeds: list[int], epochs: int | None = None) -> dict:

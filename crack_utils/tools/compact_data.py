@@ -20,8 +20,8 @@ import cv2
 import numpy as np
 
 from crack_utils.preprocess import load_cache, save_cache
+from crack_utils.study.layout import PREPARED_ARRAYS as PREPARED
 
-PREPARED = "prepared.npz"
 
 
 def encode_images(images: np.ndarray, quality: int = 90) -> tuple[np.ndarray, np.ndarray]:

@@ -91,9 +91,10 @@ def training_arrays(data_dir: str | None, size: int, n: int = 1000):
     pairs of ``size`` px. The content does not change the cost of a step."""
     from crack_utils.tools.bench import synthetic_arrays
     from crack_utils.preprocess import load_cache
+    from crack_utils.study.layout import PREPARED_ARRAYS
 
-    if data_dir and (Path(data_dir) / "prepared.npz").is_file():
-        images, masks, _ = load_cache(Path(data_dir) / "prepared.npz")
+    if data_dir and (Path(data_dir) / PREPARED_ARRAYS).is_file():
+        images, masks, _ = load_cache(Path(data_dir) / PREPARED_ARRAYS)
         return images[:n], masks[:n]
     return synthetic_arrays(min(n, 100), size)
 

@@ -58,12 +58,12 @@ def training_terms(results: Path, tag: str, images: int) -> dict[str, float]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("results", type=Path, help="a study's results folder, e.g. results/seeds")
+    parser.add_argument("study", type=Path, metavar="RESULTS", help="a study's results folder, e.g. results/seeds")
     parser.add_argument("tags", nargs="+", help="trainings, e.g. cldice-seed0 dice-seed0")
     parser.add_argument("--images", type=int, default=100, help="first N validation images (default 100)")
     args = parser.parse_args(argv)
     try:
-        rows = [{"training": tag, **training_terms(args.results, tag, args.images)} for tag in args.tags]
+        rows = [{"training": tag, **training_terms(args.study, tag, args.images)} for tag in args.tags]
     except FileNotFoundError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
