@@ -100,6 +100,11 @@ def check_writable(folder: Path) -> None:
                          "or choose another config name.") from None
 
 
+#: Seconds a kernel may take to start: papermill's 60 s default was exceeded once on 2 cores that a test suite
+#: kept busy (a fresh clone's test run of c52b253).
+KERNEL_START_TIMEOUT_S = 300
+
+
 def execute(run: Run, results: Path, repo: Path, kernel: str, progress: bool = True,
             fingerprint: dict | None = None, restore: bool = False) -> bool:
     """Execute one notebook run into ``results/<run.name>`` atomically. ``fingerprint`` (see
@@ -129,7 +134,8 @@ def execute(run: Run, results: Path, repo: Path, kernel: str, progress: bool = T
     try:
         papermill.execute_notebook(str(repo / run.notebook), str(executed), parameters=parameters,
                                    kernel_name=kernel, cwd=str(repo), progress_bar=progress, log_output=False,
-                                   kernel_manager_class=QuietKernelManager)
+                                   kernel_manager_class=QuietKernelManager,
+                                   start_timeout=KERNEL_START_TIMEOUT_S)
     except KeyboardInterrupt:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
