@@ -5,7 +5,8 @@ It shows, in order:
 
 * the headline Table 1, ours beside the paper's, from :data:`HEADLINE` (the best-evidenced protocol);
 * Figure 2 from real test images;
-* a verdict table with one row per claim of the paper (:data:`CLAIMS`). Each row gives the evidence with
+* a verdict table with one row per claim of the paper (:data:`CLAIMS`, then generalization and α,
+  :func:`alpha_verdict`). Each row gives the evidence with
   trainings as the unit (:func:`crack_utils.report.compare_trainings`: effect, two-level bootstrap interval,
   how many seeds agree) and one word:
   * ``supported``: every comparison is significant over seeds, in the paper's direction;
@@ -111,11 +112,80 @@ def verdict_rows(results: Path, study: str = HEADLINE) -> pd.DataFrame:
         rows.append({"claim": claim.claim, "evidence": evidence, "study": f"{study}/ ({len(seeds)} seeds)",
                      "verdict": claim_verdict(list(found.values()), claim.better)})
     rows.append(generalization_row(results))
-    rows.append({"claim": "α = 4 balances overlap and far false positives (the paper's choice)",
-                 "evidence": "Not at the current protocol: the α ablation (α = 1, 2, 4, 8, one seed each) was in "
-                             "compilation/, retired because it was trained with the augmentation seeding bug.",
-                 "study": "–", "verdict": "not tested"})
+    rows.append(alpha_row(results, study))
     return pd.DataFrame(rows, columns=["claim", "evidence", "study", "verdict"])
+
+
+ALPHA_CLAIM = "α = 4 balances overlap and far false positives (the paper's choice)"
+#: The two measures α trades against each other (Eq. 1): per-image Dice (higher is better) and the share of an
+#: image's false-positive pixels more than 20 px from any crack (lower is better), as (metric, file, better).
+ALPHA_MEASURES = {"Dice": ("dice", "per_image.csv", "higher"),
+                  "far-FP share": ("fp_far_20px_share", "claims.csv", "lower")}
+
+
+def alpha_variants(config: dict) -> dict[str, float]:
+    """The α ablation of a study: its variants that are the Distance-based Loss with only another α
+    (``{name: α}``, sorted by α), e.g. ``{"distance_alpha2": 2.0, "distance_alpha8": 8.0}``."""
+    found = {name: float(v["alpha"]) for name, v in (config.get("variants") or {}).items()
+             if v.get("loss") == "distance" and set(v) == {"loss", "alpha"}}
+    return dict(sorted(found.items(), key=lambda item: item[1]))
+
+
+def _significant(result: dict, direction: str) -> bool:
+    """A comparison supported over seeds, with its mean difference ``"higher"`` or ``"lower"`` than 0."""
+    return result["evidence"] == "supported" and (result["mean_diff"] > 0) == (direction == "higher")
+
+
+def alpha_verdict(comparisons: dict[str, dict[str, dict]]) -> str:
+    """The α claim from comparisons of each other α against α = 4 (``{variant: {measure: result}}``, results of
+    :func:`crack_utils.stats.hierarchical_paired` for *variant − α 4* on each of :data:`ALPHA_MEASURES`).
+
+    α = 4 balances the two measures when no other α is better on one without being worse on the other:
+    * ``not tested``: no other α, or any comparison rests on fewer than 3 trainings;
+    * ``not supported``: another α *dominates* α = 4 — significantly better on one measure (over seeds) and
+      not significantly worse on the other — or no α differs significantly on either measure (then α balances
+      nothing these trainings can see);
+    * ``supported``: every significant gain of another α comes with a significant loss on the other measure,
+      and there is at least one such trade-off."""
+    results = [r for measures in comparisons.values() for r in measures.values()]
+    if not results or any(r["n_seeds"] < MIN_SEEDS_FOR_INFERENCE for r in results):
+        return "not tested"
+    trade_offs = 0
+    for measures in comparisons.values():
+        gains = {m: _significant(r, ALPHA_MEASURES[m][2]) for m, r in measures.items()}
+        losses = {m: _significant(r, "lower" if ALPHA_MEASURES[m][2] == "higher" else "higher") for m, r in measures.items()}
+        for measure, gained in gains.items():
+            others_lost = any(losses[o] for o in measures if o != measure)
+            if gained and not others_lost:
+                return "not supported"
+            trade_offs += gained and others_lost
+    return "supported" if trade_offs else "not supported"
+
+
+def alpha_row(results: Path, study: str = HEADLINE) -> dict:
+    """The α claim from ``study``'s α ablation (:func:`alpha_variants`, at the variants' seeds), judged by
+    :func:`alpha_verdict`; ``not tested`` when the study has none."""
+    config = read_study_config(results / study)
+    variants = alpha_variants(config)
+    if not variants:
+        return {"claim": ALPHA_CLAIM, "evidence": f"{study}/ has no α ablation.", "study": "–", "verdict": "not tested"}
+    seeds = list(config.get("variant_seeds") or config["seeds"])
+    comparisons = {name: {m: compare_trainings(results / study, name, "distance", seeds, metric, file)
+                          for m, (metric, file, _) in ALPHA_MEASURES.items()} for name in variants}
+    parts = []
+    for name, measures in comparisons.items():
+        texts = []
+        for m, r in measures.items():
+            text = f"{m} {_fmt(r['mean_diff'])}"
+            if r["n_seeds"] >= MIN_SEEDS_FOR_INFERENCE:
+                text += f" [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}], {r['seeds_agree']} seeds agree"
+            texts.append(text)
+        parts.append(f"α {variants[name]:g} − α {paper.ALPHA:g}: " + ", ".join(texts))
+    evidence = ("Other α against α = 4 (Dice: higher is better; far-FP share: lower is better). "
+                + "; ".join(parts) + ".")
+    return {"claim": ALPHA_CLAIM, "evidence": evidence,
+            "study": f"{study}/ (α {', '.join(f'{a:g}' for a in variants.values())}, {len(seeds)} seeds)",
+            "verdict": alpha_verdict(comparisons)}
 
 
 def generalization_row(results: Path) -> dict:

@@ -25,6 +25,39 @@ def test_a_claim_is_supported_only_when_every_comparison_is_in_the_papers_direct
     assert overview.claim_verdict([], "higher") == "not tested"
 
 
+def _alpha(dice, far_fp, n=3):
+    """One other α against α = 4: (mean difference, evidence) on Dice and on the far-FP share."""
+    return {"Dice": _result(dice[0], dice[1], n), "far-FP share": _result(far_fp[0], far_fp[1], n)}
+
+
+S, NS = "supported", "not supported"
+
+
+def test_alpha_4_balances_only_when_every_gain_of_another_alpha_costs_the_other_measure():
+    trade_off = {"a2": _alpha((0.03, S), (0.01, S)), "a8": _alpha((-0.02, S), (-0.01, S))}
+    assert overview.alpha_verdict(trade_off) == "supported"
+    # α 2 better on Dice and not significantly worse on far false positives: it dominates α 4
+    assert overview.alpha_verdict({**trade_off, "a2": _alpha((0.03, S), (0.01, NS))}) == "not supported"
+    # α 8 fewer far false positives at no significant cost in Dice: dominates too
+    assert overview.alpha_verdict({**trade_off, "a8": _alpha((-0.02, NS), (-0.01, S))}) == "not supported"
+    # better on both measures
+    assert overview.alpha_verdict({"a2": _alpha((0.03, S), (-0.01, S))}) == "not supported"
+    # worse on both: α 4 is not dominated, but no trade-off is seen anywhere
+    assert overview.alpha_verdict({"a2": _alpha((-0.03, S), (0.01, S))}) == "not supported"
+    assert overview.alpha_verdict({"a2": _alpha((0.03, NS), (0.01, NS))}) == "not supported"  # α makes no difference
+    assert overview.alpha_verdict({"a2": _alpha((0.03, "one training"), (0.01, "one training"), n=1)}) == "not tested"
+    assert overview.alpha_verdict({}) == "not tested"
+
+
+def test_the_alpha_ablation_is_the_distance_variants_that_change_only_alpha():
+    config = {"variants": {"distance_alpha8": {"loss": "distance", "alpha": 8.0}, "distance_hard": {"loss": "distance", "mode": "hard"},
+                           "distance_alpha2": {"loss": "distance", "alpha": 2}, "boundary": {"loss": "boundary"},
+                           "diag": {"loss": "distance", "alpha": 2.0, "normalization": "diagonal"}}}
+    assert overview.alpha_variants(config) == {"distance_alpha2": 2.0, "distance_alpha8": 8.0}
+    assert list(overview.alpha_variants(config)) == ["distance_alpha2", "distance_alpha8"]  # by α
+    assert overview.alpha_variants({"variants": {}}) == {}
+
+
 def test_evidence_names_interval_and_seeds_only_with_enough_trainings():
     text = overview.evidence_text("Dice", _result(-0.055))
     assert text == "Distance − Dice: -0.055 [-0.065, -0.045], 5 of 5 seeds agree, p = 0.01"
