@@ -92,3 +92,20 @@ def test_a_missing_figure_is_named(tmp_path):
     (tmp_path / "convergence" / "training_length.png").unlink()
     with pytest.raises(FileNotFoundError, match="convergence/training_length.png"):
         overview.build_page(tmp_path)
+
+
+def test_the_lodo_table_gives_mean_and_sd_over_seeds_and_counts_the_fewest_trainings(tmp_path):
+    import pandas as pd
+
+    (tmp_path / "lodo").mkdir()
+    rows = [{"held_out": "cfd", "loss": loss, "seed": seed, "dice": dice}
+            for loss, dices in {"bce": [0.5, 0.7, 0.6], "dice": [0.4, 0.4, 0.4]}.items() for seed, dice in enumerate(dices)]
+    rows.append({"held_out": "gaps", "loss": "bce", "seed": 0, "dice": 0.3})
+    pd.DataFrame(rows).to_csv(tmp_path / "lodo" / "generalization.csv", index=False)
+    table = overview.lodo_table(tmp_path)
+    assert list(table.columns) == ["held_out", "bce", "dice"]
+    cfd = table.set_index("held_out").loc["cfd"]
+    assert cfd["bce"] == "0.600 ± 0.100" and cfd["dice"] == "0.400 ± 0.000"
+    assert table.set_index("held_out").loc["gaps", "bce"] == "0.300"  # one seed: no sd
+    assert overview.lodo_seeds(tmp_path) == 1  # gaps has one training
+    assert overview.lodo_seeds(tmp_path / "none") == 0
