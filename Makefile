@@ -28,8 +28,8 @@ report: install
 overview: install
 	$(PY) -m crack_utils.overview
 
-## Leave-one-dataset-out: the six configs/lodo_*.yaml studies (needs ../shared/data; about 60 min on
-## 2 CPU cores), then notebook 06's summary in results/lodo/.
+## Leave-one-dataset-out: the six configs/lodo_*.yaml studies, 3 losses x 3 seeds each (needs ../shared/data;
+## about 5 h on 2 CPU cores; finished runs are skipped), then notebook 06's summary in results/lodo/.
 lodo: install
 	$(PY) -m crack_utils.generalization --configs configs/lodo_*.yaml
 

@@ -328,3 +328,30 @@ def test_generalization_notebook_defaults_summarize_the_committed_studies(tmp_pa
                                                "deepcrack_lmm", "gaps384_lmm"]
     committed = pd.read_csv(REPO / "results" / "lodo" / "generalization.csv")
     pd.testing.assert_frame_equal(table, committed)  # the committed summary is what the notebook produces
+
+
+def test_the_generalization_run_hands_every_study_to_the_pipeline(monkeypatch):
+    # A committed study whose config changed (lodo_*.yaml: seeds 0 -> 0-2) must be retrained by `make lodo`,
+    # not skipped because its table1.csv exists: the pipeline's freshness check decides, for every study.
+    from crack_utils import generalization, pipeline
+
+    handed = []
+
+    class Stop(Exception):
+        pass
+
+    def record(paths, **kwargs):
+        handed.extend(paths)
+        raise Stop
+
+    monkeypatch.setattr(pipeline, "run_studies", record)
+    monkeypatch.setattr(pipeline, "execute", lambda *a, **k: (_ for _ in ()).throw(Stop()))  # no notebook 06 here
+    configs = ["configs/lodo_cfd.yaml", "configs/lodo_gaps384_lmm.yaml"]
+    assert (REPO / "results" / "lodo_cfd" / "table1.csv").is_file()  # a finished, committed study
+    with pytest.raises(Stop):
+        generalization.run(configs, progress=False)
+    assert handed == configs
+    handed.clear()
+    with pytest.raises(Stop):  # --summary-only trains nothing and goes straight to notebook 06
+        generalization.run(configs, summary_only=True, progress=False)
+    assert handed == []
