@@ -178,7 +178,7 @@ def alpha_row(results: Path, study: str = HEADLINE) -> dict:
         for m, r in measures.items():
             text = f"{m} {_fmt(r['mean_diff'])}"
             if r["n_seeds"] >= MIN_SEEDS_FOR_INFERENCE:
-                text += f" [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}], {r['seeds_agree']} seeds agree"
+                text += f" [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}], {r['seeds_agree']} seeds agree, p = {r['p_seeds']:.2g}"
             texts.append(text)
         parts.append(f"α {variants[name]:g} − α {paper.ALPHA:g}: " + ", ".join(texts))
     evidence = ("Other α against α = 4 (Dice: higher is better; far-FP share: lower is better). "
@@ -361,8 +361,9 @@ def build_page(results: str | Path) -> str:
         f"learning rate ({link('convergence/' + layout.REPORT_PAGE, 'convergence/')}); the 3-seed study at convergence "
         "(configs/converged.yaml) is growing.</p>",
         image("convergence/training_length.png", "Test Dice against passes over the training split"),
-        f"<h2>Peer losses</h2><p class='note'>clDice, Skeleton Recall and clDice + BCE beside Table 1's losses, "
-        f"in {HEADLINE}/ (their seeds: n_seeds); the difference to Dice with trainings as the unit.</p>",
+        f"<h2>Peer losses and ablations</h2><p class='note'>The variants of {HEADLINE}/ (peer losses such as clDice "
+        "and Skeleton Recall, and ablations of the Distance-based Loss such as other α or the hard L_Dist) beside "
+        "Table 1's losses, at their seeds (n_seeds); the difference to Dice with trainings as the unit.</p>",
         _peers(results),
         "<h2>Leave one dataset out</h2><p class='note'>Test Dice on a dataset held out of training, "
         f"{_lodo_trainings(lodo_seeds(results))} ({link('lodo/' + layout.REPORT_PAGE, 'lodo/')}).</p>",
