@@ -107,6 +107,30 @@ def claim_scores(pred, target, far: tuple[float, ...] = FAR_DISTANCES_PX, radius
     return out
 
 
+def derived_claim_columns(table) -> dict[str, np.ndarray]:
+    """The columns of a claim table (:func:`claim_table`, notebook 04's ``claims.csv``) that its counts
+    determine, for those whose sources are present: ``fp_far_<d>px_share`` = ``fp_far_<d>px / fp_pixels``
+    (0 without false positives), ``betti0_error`` = ``|components_pred − components_true|`` and
+    ``fragmentation`` = ``components_pred / components_true`` (NaN without a true crack), computed as
+    :func:`claim_scores` does. The committed copy of the table leaves them blank
+    (:mod:`crack_utils.study.committed`)."""
+    columns = set(table.columns)
+    out = {}
+    if "fp_pixels" in columns:
+        fp = table["fp_pixels"].to_numpy()
+        for name in sorted(columns):
+            if name.startswith("fp_far_") and name.endswith("px") and f"{name}_share" in columns:
+                far = table[name].to_numpy()
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    out[f"{name}_share"] = np.where(fp > 0, far / np.where(fp > 0, fp, 1), 0.0)
+    if {"components_pred", "components_true"} <= columns:
+        pred, true = table["components_pred"].to_numpy(), table["components_true"].to_numpy()
+        out["betti0_error"] = np.abs(pred - true)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out["fragmentation"] = np.where(true > 0, pred / np.where(true > 0, true, 1), np.nan)
+    return out
+
+
 def claim_table(pred: np.ndarray, target: np.ndarray, keys=None, **kwargs) -> pd.DataFrame:
     """:func:`claim_scores` for a stack (N, H, W), one row per image (``key`` first when given)."""
     pred, target = np.asarray(pred), np.asarray(target)

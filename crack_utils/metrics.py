@@ -85,6 +85,19 @@ def scores_from_counts(tp, fp, fn) -> dict[str, np.ndarray | float]:
     return out
 
 
+SCORE_COLUMNS = ("precision", "recall", "f1", "iou", "dice")
+
+
+def derived_score_columns(table) -> dict[str, np.ndarray]:
+    """The columns of a per-image table (notebook 04's ``per_image.csv``) that its ``tp``, ``fp``, ``fn`` columns
+    determine: :data:`SCORE_COLUMNS` by :func:`scores_from_counts` (``{}`` when the counts are absent). The
+    committed copy of the table leaves them blank (:mod:`crack_utils.study.committed`)."""
+    if not {"tp", "fp", "fn"} <= set(table.columns):
+        return {}
+    scores = scores_from_counts(table["tp"].to_numpy(), table["fp"].to_numpy(), table["fn"].to_numpy())
+    return {name: scores[name] for name in SCORE_COLUMNS}
+
+
 def pooled_scores(pred, target) -> dict[str, float]:
     """Micro scores: confusion counts summed over all images, then the five metrics.
 

@@ -43,6 +43,71 @@ def test_a_compressed_table_reads_back_like_the_plain_one(tmp_path):
         mf.load_manifest(study / "01_data")
 
 
+def _evaluation_tables(n=40, seed=0):
+    """per_image.csv and claims.csv bytes as notebook 04 writes them, from random binary masks (a crack-free
+    image and an empty prediction included)."""
+    from crack_utils.claims import claim_table
+    from crack_utils.evaluation import score_predictions
+
+    rng = np.random.default_rng(seed)
+    target = rng.random((n, 24, 24)) > 0.8
+    probs = rng.random((n, 24, 24))
+    target[0], probs[1] = False, 0.0
+    keys = [f"d/{i}" for i in range(n)]
+    per_image, _ = score_predictions(probs, target, keys)
+    per_image.insert(1, "dataset", "d")  # as notebook 04 writes it
+    return {"per_image.csv": per_image.to_csv(index=False).encode(),
+            "claims.csv": claim_table(probs > 0.5, target, keys).to_csv(index=False).encode()}
+
+
+def test_derived_columns_are_left_blank_in_the_committed_copy_and_read_back_exactly(tmp_path):
+    import io
+    import lzma
+
+    for name, data in _evaluation_tables().items():
+        packed = committed.compact_table_bytes(name, data)
+        compact = pd.read_csv(io.BytesIO(packed))
+        blank = [c for c in compact.columns if compact[c].isna().all()]
+        expected = {"per_image.csv": ["precision", "recall", "f1", "iou", "dice"],
+                    "claims.csv": ["fp_far_5px_share", "fp_far_20px_share", "betti0_error", "fragmentation"]}[name]
+        assert blank == expected, name
+        assert committed.expand_table_bytes(name, packed) == data  # byte for byte
+        assert len(lzma.compress(packed)) < len(lzma.compress(data))
+        # through the files a reader sees: only the .xz copy, as in a fresh clone
+        folder = tmp_path / name.split(".")[0]
+        folder.mkdir()
+        (folder / name).write_bytes(data)
+        (folder / (name + ".xz")).write_bytes(lzma.compress(packed))
+        (folder / name).unlink()
+        assert committed.table_bytes(folder / name) == data
+        pd.testing.assert_frame_equal(committed.read_table(folder / name), pd.read_csv(io.BytesIO(data)))
+
+
+def test_a_table_whose_derived_columns_do_not_recompute_is_kept_whole():
+    data = _evaluation_tables()["per_image.csv"]
+    table = pd.read_csv(__import__("io").BytesIO(data))
+    table.loc[3, "dice"] = 0.123  # not what its counts give: the copy must keep it
+    edited = table.to_csv(index=False).encode()
+    assert committed.compact_table_bytes("per_image.csv", edited) == edited
+    other = b"key,dice\na,0.5\n"  # no counts to recompute from
+    assert committed.compact_table_bytes("per_image.csv", other) == other
+    assert committed.compact_table_bytes("manifest.csv", data) == data  # not a table with derived columns
+
+
+def test_slimming_rewrites_an_old_whole_xz_copy_compact_with_the_same_content(tmp_path):
+    import lzma
+
+    study = tmp_path / "s"
+    run = study / "04_evaluate" / "dice-seed0"
+    run.mkdir(parents=True)
+    data = _evaluation_tables()["claims.csv"]
+    (run / "claims.csv.xz").write_bytes(lzma.compress(data))  # committed before the derived columns were left out
+    assert committed.compress_tables(study) == [run / "claims.csv.xz"]
+    assert lzma.decompress((run / "claims.csv.xz").read_bytes()) == committed.compact_table_bytes("claims.csv", data) != data
+    assert committed.table_bytes(run / "claims.csv") == data
+    assert committed.compress_tables(study) == []  # up to date
+
+
 def test_stripping_replaces_figures_and_keeps_text(tmp_path):
     nb = nbformat.v4.new_notebook()
     cell = nbformat.v4.new_code_cell("plot()")

@@ -8,7 +8,11 @@ device call carries the tracked tree, and a call carries at most 64 MiB. So, bef
   ``02_distance/distance_stats.csv`` and each evaluation's ``per_image.csv`` and ``claims.csv``) into
   ``<table>.xz`` beside them. The ``.xz`` copy is committed and the plain one is git-ignored.
   :func:`read_table` reads either (the newer when both exist), so readers work the same in a fresh clone
-  and in a working study. xz, not gzip: 10x smaller on these CSVs;
+  and in a working study. xz, not gzip: 10x smaller on these CSVs. Columns that the table's other columns
+  determine (:data:`DERIVED_COLUMNS`: an image's five scores from its counts, the far-FP shares from the
+  far-FP counts, ...) are left blank in the ``.xz`` copy and recomputed on reading (:func:`expand_table_bytes`),
+  where that gives back the exact bytes the evaluation wrote (checked when the copy is written; else the
+  whole table is kept): 4x smaller for ``per_image.csv``;
 * **strips image outputs from the executed notebooks** of the study's run folders. Each figure is replaced
   by a line that says where it went: the study's figures are PNG files beside them, and a rerun of the
   notebook redraws the rest;
@@ -32,6 +36,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from crack_utils.claims import derived_claim_columns
+from crack_utils.metrics import derived_score_columns
 from crack_utils.study import layout
 
 #: Tables (globs relative to a study folder) committed as ``<table>.xz`` instead of plain CSV.
@@ -44,6 +50,47 @@ MAX_FILE_BYTES = 2 * 2**20
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/svg+xml", "image/gif")
 STRIPPED = ("[figure not kept in the committed copy of this notebook (crack_utils.study.committed); "
             "the study's figures are PNG files in its results folder, and rerunning the notebook redraws it]")
+
+
+#: The tables whose committed copy leaves blank the columns their other columns determine, and the function
+#: that recomputes those columns from a table: notebook 04's two per-image tables.
+DERIVED_COLUMNS = {"per_image.csv": derived_score_columns, "claims.csv": derived_claim_columns}
+
+
+def expand_table_bytes(name: str, data: bytes) -> bytes:
+    """The CSV bytes of table ``name`` (e.g. ``"per_image.csv"``) with every column of :data:`DERIVED_COLUMNS`
+    that ``data`` leaves blank (all empty) recomputed from the other columns; ``data`` itself when none is
+    blank or the table has no derived columns."""
+    import io
+
+    if name not in DERIVED_COLUMNS:
+        return data
+    table = pd.read_csv(io.BytesIO(data))
+    derived = DERIVED_COLUMNS[name](table)
+    blank = [c for c in derived if c in table.columns and table[c].isna().all()]
+    if not blank:
+        return data
+    for column in blank:
+        table[column] = derived[column]
+    return table.to_csv(index=False).encode()
+
+
+def compact_table_bytes(name: str, data: bytes) -> bytes:
+    """What the committed copy of table ``name`` holds: ``data`` with its derived columns
+    (:data:`DERIVED_COLUMNS`) blank, when :func:`expand_table_bytes` gives ``data`` back byte for byte;
+    else ``data`` unchanged."""
+    import io
+
+    if name not in DERIVED_COLUMNS:
+        return data
+    table = pd.read_csv(io.BytesIO(data))
+    derived = [c for c in DERIVED_COLUMNS[name](table) if c in table.columns]
+    if not derived or table.empty:
+        return data
+    compact = table.copy()
+    compact[derived] = float("nan")
+    packed = compact.to_csv(index=False).encode()
+    return packed if expand_table_bytes(name, packed) == data else data
 
 
 def table_path(path: str | Path) -> Path:
@@ -62,28 +109,41 @@ def table_exists(path: str | Path) -> bool:
 
 
 def read_table(path: str | Path, **kwargs) -> pd.DataFrame:
-    """``pd.read_csv`` of a table or of its committed ``.xz`` copy (:func:`table_path`)."""
-    return pd.read_csv(table_path(path), **kwargs)
+    """``pd.read_csv`` of a table or of its committed ``.xz`` copy (:func:`table_path`), derived columns
+    recomputed (:func:`table_bytes`); FileNotFoundError naming ``path`` when neither exists."""
+    import io
+
+    if not table_exists(path):
+        raise FileNotFoundError(f"{path} not found (nor its committed copy {Path(path).name}{XZ})")
+    return pd.read_csv(io.BytesIO(table_bytes(path)), **kwargs)
 
 
 def table_bytes(path: str | Path) -> bytes:
-    """The plain CSV bytes of a table, decompressing the ``.xz`` copy when only that exists."""
+    """The plain CSV bytes of a table as its notebook wrote them, decompressing the ``.xz`` copy when only
+    that exists (or it is the newer) and recomputing the columns it leaves blank (:func:`expand_table_bytes`)."""
     found = table_path(path)
     data = found.read_bytes()
-    return lzma.decompress(data) if found.name.endswith(XZ) else data
+    if found.name.endswith(XZ):
+        data = expand_table_bytes(Path(path).name, lzma.decompress(data))
+    return data
 
 
 def compress_tables(study: str | Path) -> list[Path]:
-    """Write ``<table>.xz`` beside each plain table of :data:`COMPRESSED_TABLES` in ``study`` whose
-    ``.xz`` copy is missing or holds other content; returns the copies written."""
+    """Write ``<table>.xz`` (:func:`compact_table_bytes`, xz) for each table of :data:`COMPRESSED_TABLES` in
+    ``study`` whose ``.xz`` copy is missing or holds other content — from the plain table, or from the
+    ``.xz`` copy itself when only that exists (so a committed copy written before its derived columns were
+    left out is rewritten compact, with the same content); returns the copies written."""
     written = []
     for pattern in COMPRESSED_TABLES:
-        for plain in sorted(Path(study).glob(pattern)):
+        plain_tables = set(Path(study).glob(pattern)) | {p.with_name(p.name[:-len(XZ)]) for p in Path(study).glob(pattern + XZ)}
+        for plain in sorted(plain_tables):
             packed = plain.with_name(plain.name + XZ)
-            data = plain.read_bytes()
-            if packed.is_file() and lzma.decompress(packed.read_bytes()) == data:
+            stored = lzma.decompress(packed.read_bytes()) if packed.is_file() else None
+            data = table_bytes(plain)  # the newer of the plain table and the .xz copy, as written
+            wanted = compact_table_bytes(plain.name, data)
+            if stored == wanted:
                 continue
-            packed.write_bytes(lzma.compress(data, preset=9 | lzma.PRESET_EXTREME))
+            packed.write_bytes(lzma.compress(wanted, preset=9 | lzma.PRESET_EXTREME))
             written.append(packed)
     return written
 
