@@ -6,7 +6,7 @@ tests on all of the sixth (``data.test_dataset``). This module reads those studi
 held-out dataset, loss and seed, the per-image paired comparisons of the Distance-based Loss within each
 held-out set, and runs notebook ``06_generalization`` to render them::
 
-    python -m crack_utils.generalization --configs configs/lodo_*.yaml      # run missing studies, summarize
+    python -m crack_utils.generalization --configs configs/lodo_*.yaml      # run unfinished studies, summarize
     python -m crack_utils.generalization --configs configs/lodo_*.yaml --summary-only
 
 Outputs go to ``results/<--name, default lodo>/`` (``generalization.csv``, ``generalization_paired.csv``,
@@ -82,10 +82,31 @@ def generalization_figure(table: pd.DataFrame):
     return fig
 
 
+def summary_ready(results_dir, config: dict) -> bool:
+    """Whether ``results_dir`` holds what notebook 06 reads, made with ``config``: its ``study_config.json`` is
+    ``config`` (the same losses, seeds and protocol) and every loss × seed has its evaluation (``scores.json``).
+
+    :func:`run` does not hand such a study to the pipeline. Its training and data runs are git-ignored (only
+    what notebook 06 reads is committed), so in a fresh clone the pipeline would find them "not run yet" and
+    retrain hours; a study whose config changed (other seeds, another protocol) is not ready and is run."""
+    import json
+
+    from crack_utils.study.layout import evaluation_dir
+
+    try:
+        stored = read_study_config(results_dir)
+    except FileNotFoundError:
+        return False
+    if json.loads(json.dumps(config)) != stored:
+        return False
+    return all((evaluation_dir(results_dir, loss, seed) / "scores.json").is_file()
+               for loss in config["losses"] for seed in config["seeds"])
+
+
 def run(config_paths, name: str = "lodo", summary_only: bool = False, progress: bool = True,
         workers: int | None = None, scheduler: str | None = None) -> Path:
-    """Run the studies (unless ``summary_only``) as one graph — what is up to date is skipped, a changed config's
-    runs are retrained — concurrently on
+    """Run the studies that are not :func:`summary_ready` (unless ``summary_only``) as one graph — the pipeline
+    skips their runs that are up to date and retrains what a changed config asks for — concurrently on
     Dask with ``workers`` or ``scheduler`` (see :func:`crack_utils.pipeline.run_studies`) — then notebook 06
     over all of them; returns ``results/<name>``."""
     from crack_utils import pipeline
@@ -97,8 +118,10 @@ def run(config_paths, name: str = "lodo", summary_only: bool = False, progress: 
     configs = [load_config(p) for p in config_paths]
     if not configs:
         raise pipeline.StudyError("no study configs given (e.g. --configs configs/lodo_*.yaml)")
-    if not summary_only:  # every study: the pipeline skips what is up to date and retrains what a config changed
-        pipeline.run_studies(list(config_paths), progress=progress, workers=workers, scheduler=scheduler)
+    unfinished = [path for path, config in zip(config_paths, configs)
+                  if not summary_ready(repo / study_dir(config["name"]), config)]
+    if unfinished and not summary_only:  # not run, run part way, or run with another config: the pipeline decides
+        pipeline.run_studies(unfinished, progress=progress, workers=workers, scheduler=scheduler)
     studies = [study_dir(c["name"]) for c in configs]
     missing = [s for s in studies if not (repo / s / STUDY_CONFIG).is_file()]
     if missing:
@@ -128,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m crack_utils.generalization", description=__doc__.split("\n")[0])
     parser.add_argument("--configs", nargs="+", required=True, help="study configs, e.g. configs/lodo_*.yaml")
     parser.add_argument("--name", default="lodo", help="results folder of the summary (default: lodo)")
-    parser.add_argument("--summary-only", action="store_true", help="do not run missing studies")
+    parser.add_argument("--summary-only", action="store_true", help="run no study, only notebook 06 over what is there")
     parser.add_argument("--no-progress", action="store_true", help="hide papermill's cell progress bars")
     parser.add_argument("--workers", type=int, metavar="N", help="run the studies concurrently on N local Dask workers")
     parser.add_argument("--scheduler", metavar="ADDRESS", help="run the studies on an existing Dask cluster")

@@ -124,10 +124,11 @@ ALPHA_MEASURES = {"Dice": ("dice", "per_image.csv", "higher"),
 
 
 def alpha_variants(config: dict) -> dict[str, float]:
-    """The α ablation of a study: its variants that are the Distance-based Loss with only another α
-    (``{name: α}``, sorted by α), e.g. ``{"distance_alpha2": 2.0, "distance_alpha8": 8.0}``."""
+    """The α ablation of a study: its variants that are the Distance-based Loss with only another α than the
+    study's own (``{name: α}``, sorted by α), e.g. ``{"distance_alpha2": 2.0, "distance_alpha8": 8.0}``."""
+    reference = float(config["loss_options"]["distance"]["alpha"])
     found = {name: float(v["alpha"]) for name, v in (config.get("variants") or {}).items()
-             if v.get("loss") == "distance" and set(v) == {"loss", "alpha"}}
+             if v.get("loss") == "distance" and set(v) == {"loss", "alpha"} and float(v["alpha"]) != reference}
     return dict(sorted(found.items(), key=lambda item: item[1]))
 
 
@@ -136,28 +137,35 @@ def _significant(result: dict, direction: str) -> bool:
     return result["evidence"] == "supported" and (result["mean_diff"] > 0) == (direction == "higher")
 
 
-def alpha_verdict(comparisons: dict[str, dict[str, dict]]) -> str:
-    """The α claim from comparisons of each other α against α = 4 (``{variant: {measure: result}}``, results of
-    :func:`crack_utils.stats.hierarchical_paired` for *variant − α 4* on each of :data:`ALPHA_MEASURES`).
+def alpha_verdict(comparisons: dict[float, dict[str, dict]], reference: float = paper.ALPHA) -> str:
+    """The α claim from comparisons of each other α against the ``reference`` α (``{α: {measure: result}}``,
+    results of :func:`crack_utils.stats.hierarchical_paired` for *that α − reference* on each of
+    :data:`ALPHA_MEASURES`: per-image Dice, higher is better, and the far-FP share, lower is better).
 
-    α = 4 balances the two measures when no other α is better on one without being worse on the other:
+    α weighs the distance term against Dice (Eq. 1), so a smaller α should buy overlap with far false
+    positives and a larger α the reverse. The reference balances the two when no other α is better on one
+    measure without being worse on the other, and the others trade in the direction of their side:
     * ``not tested``: no other α, or any comparison rests on fewer than 3 trainings;
-    * ``not supported``: another α *dominates* α = 4 — significantly better on one measure (over seeds) and
-      not significantly worse on the other — or no α differs significantly on either measure (then α balances
-      nothing these trainings can see);
-    * ``supported``: every significant gain of another α comes with a significant loss on the other measure,
-      and there is at least one such trade-off."""
+    * ``not supported``: another α *dominates* the reference (significantly better on one measure over seeds
+      and not significantly worse on the other); or an α trades the wrong way for its side (a smaller α with
+      fewer far false positives and less overlap, or a larger α the reverse: the reference is then not
+      between them); or no α is better on either measure (no trade-off is seen, so none is balanced);
+    * ``supported``: otherwise: at least one α trades one measure for the other in the direction of its
+      side, and none dominates the reference."""
     results = [r for measures in comparisons.values() for r in measures.values()]
     if not results or any(r["n_seeds"] < MIN_SEEDS_FOR_INFERENCE for r in results):
         return "not tested"
     trade_offs = 0
-    for measures in comparisons.values():
+    for alpha, measures in comparisons.items():
         gains = {m: _significant(r, ALPHA_MEASURES[m][2]) for m, r in measures.items()}
         losses = {m: _significant(r, "lower" if ALPHA_MEASURES[m][2] == "higher" else "higher") for m, r in measures.items()}
+        expected_gain = "Dice" if alpha < reference else "far-FP share"
         for measure, gained in gains.items():
             others_lost = any(losses[o] for o in measures if o != measure)
             if gained and not others_lost:
-                return "not supported"
+                return "not supported"  # dominates the reference
+            if gained and measure != expected_gain:
+                return "not supported"  # trades the wrong way for its side of the reference
             trade_offs += gained and others_lost
     return "supported" if trade_offs else "not supported"
 
@@ -170,6 +178,7 @@ def alpha_row(results: Path, study: str = HEADLINE) -> dict:
     if not variants:
         return {"claim": ALPHA_CLAIM, "evidence": f"{study}/ has no α ablation.", "study": "–", "verdict": "not tested"}
     seeds = list(config.get("variant_seeds") or config["seeds"])
+    reference = float(config["loss_options"]["distance"]["alpha"])
     comparisons = {name: {m: compare_trainings(results / study, name, "distance", seeds, metric, file)
                           for m, (metric, file, _) in ALPHA_MEASURES.items()} for name in variants}
     parts = []
@@ -180,17 +189,19 @@ def alpha_row(results: Path, study: str = HEADLINE) -> dict:
             if r["n_seeds"] >= MIN_SEEDS_FOR_INFERENCE:
                 text += f" [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}], {r['seeds_agree']} seeds agree, p = {r['p_seeds']:.2g}"
             texts.append(text)
-        parts.append(f"α {variants[name]:g} − α {paper.ALPHA:g}: " + ", ".join(texts))
-    evidence = ("Other α against α = 4 (Dice: higher is better; far-FP share: lower is better). "
+        parts.append(f"α {variants[name]:g} − α {reference:g}: " + ", ".join(texts))
+    evidence = (f"Other α against α = {reference:g} (Dice: higher is better; far-FP share: lower is better). "
                 + "; ".join(parts) + ".")
     return {"claim": ALPHA_CLAIM, "evidence": evidence,
             "study": f"{study}/ (α {', '.join(f'{a:g}' for a in variants.values())}, {len(seeds)} seeds)",
-            "verdict": alpha_verdict(comparisons)}
+            "verdict": alpha_verdict({variants[name]: measures for name, measures in comparisons.items()}, reference)}
 
 
 def _lodo_trainings(seeds: int) -> str:
     """``one training per held-out dataset and loss; ...`` — with fewer than 3 seeds the committed studies are
     the one-seed ones trained before the augmentation fix (d201e37), to be regenerated at seeds 0-2."""
+    if seeds == 0:
+        return "no leave-one-dataset-out study committed"
     text = ("one training" if seeds == 1 else f"{seeds} trainings") + " per held-out dataset and loss"
     if seeds < MIN_SEEDS_FOR_INFERENCE:
         text += "; these studies were trained before the augmentation fix (d201e37) and are to be regenerated"

@@ -34,28 +34,36 @@ S, NS = "supported", "not supported"
 
 
 def test_alpha_4_balances_only_when_every_gain_of_another_alpha_costs_the_other_measure():
-    trade_off = {"a2": _alpha((0.03, S), (0.01, S)), "a8": _alpha((-0.02, S), (-0.01, S))}
+    trade_off = {2.0: _alpha((0.03, S), (0.01, S)), 8.0: _alpha((-0.02, S), (-0.01, S))}
     assert overview.alpha_verdict(trade_off) == "supported"
+    assert overview.alpha_verdict({2.0: trade_off[2.0], 8.0: _alpha((-0.02, NS), (0.0, NS))}) == "supported"  # one side
     # α 2 better on Dice and not significantly worse on far false positives: it dominates α 4
-    assert overview.alpha_verdict({**trade_off, "a2": _alpha((0.03, S), (0.01, NS))}) == "not supported"
+    assert overview.alpha_verdict({**trade_off, 2.0: _alpha((0.03, S), (0.01, NS))}) == "not supported"
     # α 8 fewer far false positives at no significant cost in Dice: dominates too
-    assert overview.alpha_verdict({**trade_off, "a8": _alpha((-0.02, NS), (-0.01, S))}) == "not supported"
+    assert overview.alpha_verdict({**trade_off, 8.0: _alpha((-0.02, NS), (-0.01, S))}) == "not supported"
     # better on both measures
-    assert overview.alpha_verdict({"a2": _alpha((0.03, S), (-0.01, S))}) == "not supported"
+    assert overview.alpha_verdict({2.0: _alpha((0.03, S), (-0.01, S))}) == "not supported"
+    # both trade the same way (more overlap, more far false positives): α 4 is an end, not between them
+    assert overview.alpha_verdict({2.0: trade_off[2.0], 8.0: _alpha((0.02, S), (0.01, S))}) == "not supported"
+    assert overview.alpha_verdict({2.0: _alpha((-0.03, S), (-0.01, S))}) == "not supported"  # wrong way for α < 4
     # worse on both: α 4 is not dominated, but no trade-off is seen anywhere
-    assert overview.alpha_verdict({"a2": _alpha((-0.03, S), (0.01, S))}) == "not supported"
-    assert overview.alpha_verdict({"a2": _alpha((0.03, NS), (0.01, NS))}) == "not supported"  # α makes no difference
-    assert overview.alpha_verdict({"a2": _alpha((0.03, "one training"), (0.01, "one training"), n=1)}) == "not tested"
+    assert overview.alpha_verdict({2.0: _alpha((-0.03, S), (0.01, S))}) == "not supported"
+    assert overview.alpha_verdict({2.0: _alpha((0.03, NS), (0.01, NS))}) == "not supported"  # α makes no difference
+    assert overview.alpha_verdict({2.0: _alpha((0.03, "one training"), (0.01, "one training"), n=1)}) == "not tested"
     assert overview.alpha_verdict({}) == "not tested"
+    # the side is taken from the study's own α
+    assert overview.alpha_verdict({4.0: _alpha((-0.02, S), (-0.01, S))}, reference=2.0) == "supported"
 
 
 def test_the_alpha_ablation_is_the_distance_variants_that_change_only_alpha():
-    config = {"variants": {"distance_alpha8": {"loss": "distance", "alpha": 8.0}, "distance_hard": {"loss": "distance", "mode": "hard"},
+    config = {"loss_options": {"distance": {"alpha": 4.0}},
+              "variants": {"distance_alpha8": {"loss": "distance", "alpha": 8.0}, "distance_hard": {"loss": "distance", "mode": "hard"},
                            "distance_alpha2": {"loss": "distance", "alpha": 2}, "boundary": {"loss": "boundary"},
-                           "diag": {"loss": "distance", "alpha": 2.0, "normalization": "diagonal"}}}
+                           "diag": {"loss": "distance", "alpha": 2.0, "normalization": "diagonal"},
+                           "same": {"loss": "distance", "alpha": 4}}}
     assert overview.alpha_variants(config) == {"distance_alpha2": 2.0, "distance_alpha8": 8.0}
     assert list(overview.alpha_variants(config)) == ["distance_alpha2", "distance_alpha8"]  # by α
-    assert overview.alpha_variants({"variants": {}}) == {}
+    assert overview.alpha_variants(dict(config, variants={})) == {}
 
 
 def test_evidence_names_interval_and_seeds_only_with_enough_trainings():

@@ -330,10 +330,12 @@ def test_generalization_notebook_defaults_summarize_the_committed_studies(tmp_pa
     pd.testing.assert_frame_equal(table, committed)  # the committed summary is what the notebook produces
 
 
-def test_the_generalization_run_hands_every_study_to_the_pipeline(monkeypatch):
+def test_the_generalization_run_hands_the_unfinished_studies_to_the_pipeline(monkeypatch):
     # A committed study whose config changed (lodo_*.yaml: seeds 0 -> 0-2) must be retrained by `make lodo`,
-    # not skipped because its table1.csv exists: the pipeline's freshness check decides, for every study.
+    # not skipped because its table1.csv exists; a study whose evaluations match its config is not handed on
+    # (its git-ignored training runs would look "not run yet" in a fresh clone).
     from crack_utils import generalization, pipeline
+    from crack_utils.study.config import load_config
 
     handed = []
 
@@ -345,13 +347,35 @@ def test_the_generalization_run_hands_every_study_to_the_pipeline(monkeypatch):
         raise Stop
 
     monkeypatch.setattr(pipeline, "run_studies", record)
-    monkeypatch.setattr(pipeline, "execute", lambda *a, **k: (_ for _ in ()).throw(Stop()))  # no notebook 06 here
-    configs = ["configs/lodo_cfd.yaml", "configs/lodo_gaps384_lmm.yaml"]
-    assert (REPO / "results" / "lodo_cfd" / "table1.csv").is_file()  # a finished, committed study
+    monkeypatch.setattr(pipeline, "check_writable", lambda *a, **k: (_ for _ in ()).throw(Stop()))  # no notebook 06
+    configs = sorted(str(p.relative_to(REPO)) for p in (REPO / "configs").glob("lodo_*.yaml"))
+    unfinished = [c for c in configs
+                  if not generalization.summary_ready(REPO / "results" / load_config(REPO / c)["name"], load_config(REPO / c))]
     with pytest.raises(Stop):
         generalization.run(configs, progress=False)
-    assert handed == configs
+    assert handed == unfinished
     handed.clear()
     with pytest.raises(Stop):  # --summary-only trains nothing and goes straight to notebook 06
         generalization.run(configs, summary_only=True, progress=False)
     assert handed == []
+
+
+def test_a_study_is_ready_for_the_summary_when_its_evaluations_match_its_config(tmp_path):
+    import json
+
+    from crack_utils import generalization
+
+    config = {"name": "s", "losses": ["bce", "dice"], "seeds": [0, 1], "training": {"epochs": 3}}
+    study = tmp_path / "s"
+    assert not generalization.summary_ready(study, config)  # never run
+    study.mkdir()
+    (study / "study_config.json").write_text(json.dumps(config))
+    for loss in config["losses"]:
+        for seed in config["seeds"]:
+            (study / "04_evaluate" / f"{loss}-seed{seed}").mkdir(parents=True)
+            (study / "04_evaluate" / f"{loss}-seed{seed}" / "scores.json").write_text("{}")
+    assert generalization.summary_ready(study, config)
+    assert not generalization.summary_ready(study, dict(config, seeds=[0, 1, 2]))  # the config asks for more
+    assert not generalization.summary_ready(study, dict(config, training={"epochs": 4}))  # another protocol
+    (study / "04_evaluate" / "dice-seed1" / "scores.json").unlink()
+    assert not generalization.summary_ready(study, config)  # run part way
