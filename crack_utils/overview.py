@@ -197,17 +197,23 @@ def alpha_row(results: Path, study: str = HEADLINE) -> dict:
             "verdict": alpha_verdict({variants[name]: measures for name, measures in comparisons.items()}, reference)}
 
 
-def _lodo_trainings(seeds: int) -> str:
-    """``one training per held-out dataset and loss; ...`` — with fewer than 3 seeds the committed studies are
-    the one-seed ones trained before the augmentation fix (d201e37), to be regenerated at seeds 0-2."""
-    if seeds == 0:
+def _lodo_trainings(counts: dict[str, int]) -> str:
+    """How many trainings stand behind each held-out dataset (``counts``: :func:`lodo_seed_counts`), e.g.
+    ``3 trainings per held-out dataset and loss, mean ± sd over seeds``. Held-out sets with fewer than 3 are
+    the one-seed studies trained before the augmentation fix (d201e37), which are being regenerated at seeds
+    0-2, and are named so."""
+    if not counts:
         return "no leave-one-dataset-out study committed"
-    text = ("one training" if seeds == 1 else f"{seeds} trainings") + " per held-out dataset and loss"
-    if seeds < MIN_SEEDS_FOR_INFERENCE:
-        text += "; these studies were trained before the augmentation fix (d201e37) and are to be regenerated"
-    else:
-        text += ", mean ± sd over seeds"
-    return text
+    new = sorted(h for h, n in counts.items() if n >= MIN_SEEDS_FOR_INFERENCE)
+    old = sorted(h for h, n in counts.items() if n < MIN_SEEDS_FOR_INFERENCE)
+    fewest_new = min((counts[h] for h in new), default=0)
+    if not old:
+        return f"{fewest_new} trainings per held-out dataset and loss, mean ± sd over seeds"
+    before = "trained before the augmentation fix (d201e37) and to be regenerated"
+    if not new:
+        return f"one training per held-out dataset and loss; these studies were {before}"
+    return (f"{fewest_new} trainings per loss on {len(new)} of {len(counts)} held-out datasets ({', '.join(new)}; "
+            f"mean ± sd over seeds); one training on the other {len(old)}, {before}")
 
 
 def generalization_row(results: Path) -> dict:
@@ -226,7 +232,7 @@ def generalization_row(results: Path) -> dict:
         name = LOSS_NAMES.get(comparison.split(" - ")[-1], comparison.split(" - ")[-1]).split(" (")[0]
         parts.append(f"Distance − {name}, per-image Dice on the held-out set: ahead on {ahead} of {len(group)} "
                      "held-out datasets")
-    note = f" — {_lodo_trainings(seeds)}"
+    note = f" — {_lodo_trainings(lodo_seed_counts(results))}"
     verdict = claim_verdict(paired.to_dict("records"), "higher")
     losses = paired["comparison"].str.split(" - ").explode().nunique()
     return {"claim": claim, "evidence": "; ".join(parts) + note + ".",
@@ -272,13 +278,14 @@ def _peers(results: Path) -> str:
     return _table(table.astype(object).where(table.notna(), ""))
 
 
-def lodo_seeds(results: Path) -> int:
-    """The fewest trainings (seeds) per held-out dataset and loss in ``results/lodo/generalization.csv``
-    (0 when no leave-one-dataset-out study is committed)."""
+def lodo_seed_counts(results: Path) -> dict[str, int]:
+    """Per held-out dataset, the fewest trainings (seeds) of any loss in ``results/lodo/generalization.csv``
+    (``{}`` when no leave-one-dataset-out study is committed)."""
     path = results / "lodo" / "generalization.csv"
     if not path.is_file():
-        return 0
-    return int(pd.read_csv(path).groupby(["held_out", "loss"])["seed"].nunique().min())
+        return {}
+    seeds = pd.read_csv(path).groupby(["held_out", "loss"])["seed"].nunique()
+    return {held_out: int(n) for held_out, n in seeds.groupby(level="held_out").min().items()}
 
 
 def lodo_table(results: Path) -> pd.DataFrame:
@@ -377,7 +384,7 @@ def build_page(results: str | Path) -> str:
         "Table 1's losses, at their seeds (n_seeds); the difference to Dice with trainings as the unit.</p>",
         _peers(results),
         "<h2>Leave one dataset out</h2><p class='note'>Test Dice on a dataset held out of training, "
-        f"{_lodo_trainings(lodo_seeds(results))} ({link('lodo/' + layout.REPORT_PAGE, 'lodo/')}).</p>",
+        f"{_lodo_trainings(lodo_seed_counts(results))} ({link('lodo/' + layout.REPORT_PAGE, 'lodo/')}).</p>",
         _lodo(results), image("lodo/generalization.png", "Held-out Dice per loss and held-out dataset"),
         "<h2>Each study's protocol</h2>", _protocols(results),
         "<p class='note'>Built by <code>python -m crack_utils.overview</code> from the committed studies; "

@@ -115,5 +115,10 @@ def test_the_lodo_table_gives_mean_and_sd_over_seeds_and_counts_the_fewest_train
     cfd = table.set_index("held_out").loc["cfd"]
     assert cfd["bce"] == "0.600 ± 0.100" and cfd["dice"] == "0.400 ± 0.000"
     assert table.set_index("held_out").loc["gaps", "bce"] == "0.300"  # one seed: no sd
-    assert overview.lodo_seeds(tmp_path) == 1  # gaps has one training
-    assert overview.lodo_seeds(tmp_path / "none") == 0
+    counts = overview.lodo_seed_counts(tmp_path)
+    assert counts == {"cfd": 3, "gaps": 1} and overview.lodo_seed_counts(tmp_path / "none") == {}
+    note = overview._lodo_trainings(counts)
+    assert note.startswith("3 trainings per loss on 1 of 2 held-out datasets (cfd;") and "one training on the other 1" in note
+    assert overview._lodo_trainings({"cfd": 3, "gaps": 4}) == "3 trainings per held-out dataset and loss, mean ± sd over seeds"
+    assert "before the augmentation fix" in overview._lodo_trainings({"gaps": 1})
+    assert overview._lodo_trainings({}) == "no leave-one-dataset-out study committed"
