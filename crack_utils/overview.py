@@ -211,7 +211,8 @@ def _lodo_trainings(counts: dict[str, int]) -> str:
         return f"{fewest_new} trainings per held-out dataset and loss, mean ± sd over seeds"
     before = "trained before the augmentation fix (d201e37) and to be regenerated"
     if not new:
-        return f"one training per held-out dataset and loss; these studies were {before}"
+        return ("one training per held-out dataset and loss; these studies were trained before the augmentation "
+                "fix (d201e37) and are to be regenerated")
     return (f"{fewest_new} trainings per loss on {len(new)} of {len(counts)} held-out datasets ({', '.join(new)}; "
             f"mean ± sd over seeds); one training on the other {len(old)}, {before}")
 
