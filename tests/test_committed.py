@@ -117,7 +117,7 @@ def test_stripping_replaces_figures_and_keeps_text(tmp_path):
     path = tmp_path / "03_train" / "bce-seed0" / "03_train_model.ipynb"
     path.parent.mkdir(parents=True)
     nbformat.write(nb, str(path))
-    assert committed.slim_study(tmp_path) == {"tables": 0, "figures": 1}
+    assert committed.slim_study(tmp_path) == {"tables": 0, "figures": 1, "palettes": 0}
     outputs = nbformat.read(str(path), as_version=4).cells[0].outputs
     assert outputs[0]["text"] == "epoch 1\n"
     assert outputs[1]["data"] == {"text/plain": committed.STRIPPED}
@@ -227,3 +227,27 @@ def test_every_committed_training_summary_matches_its_schema():
     for folder in folders:
         summary = TrainingSummary.read(folder)
         assert summary.epochs >= 1 and 0 < summary.best_val_dice < 1 and 1 <= summary.best_epoch <= summary.epochs
+
+
+def test_a_figure_is_stored_with_a_palette_that_looks_the_same(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(6, 3))
+    left.imshow(rng.random((64, 64)), cmap="gray")  # a photo-like panel
+    right.plot(np.cumsum(rng.normal(size=(50, 3)), axis=0))
+    path = tmp_path / "figure2.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    before = np.asarray(Image.open(path).convert("RGB"), dtype=float)
+    size = path.stat().st_size
+    assert committed.palette_figure(path)
+    assert path.stat().st_size < size and Image.open(path).mode == "P"
+    after = np.asarray(Image.open(path).convert("RGB"), dtype=float)
+    assert after.shape == before.shape and np.abs(after - before).mean() < 2.0  # of 255: no visible change
+    assert not committed.palette_figure(path)  # already a palette: left alone
+    assert committed.slim_study(tmp_path)["palettes"] == 0

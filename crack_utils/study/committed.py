@@ -16,6 +16,9 @@ device call carries the tracked tree, and a call carries at most 64 MiB. So, bef
 * **strips image outputs from the executed notebooks** of the study's run folders. Each figure is replaced
   by a line that says where it went: the study's figures are PNG files beside them, and a rerun of the
   notebook redraws the rest;
+* **stores the study's figures with a 256-colour palette** (:func:`palette_figure`: matplotlib's RGBA PNGs
+  of plots and of the test images beside their masks; about half the bytes, no visible change). A
+  figure already in palette mode is left alone, and a rerun of the report writes full-colour figures again;
 * leaves the report's published files only at the study root. The copies in ``05_report/`` are git-ignored,
   except what the report stage needs to count as up to date and to rerun (its executed notebook,
   ``run_metadata.json`` and ``test_split.npz``). Also git-ignored: each training's ``training_curve.png``
@@ -167,13 +170,37 @@ def strip_images(notebook: str | Path) -> int:
     return changed
 
 
+def palette_figure(path: str | Path) -> bool:
+    """Rewrite the PNG ``path`` with a 256-colour palette (median cut, no dithering, white for transparent
+    pixels) when that makes it smaller; returns whether it was rewritten. A palette PNG is left alone, so a
+    second call changes nothing."""
+    import io
+
+    from PIL import Image
+
+    path = Path(path)
+    with Image.open(path) as image:
+        if image.mode == "P":
+            return False
+        rgba = image.convert("RGBA")
+    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    flat = Image.alpha_composite(white, rgba).convert("RGB")
+    packed = io.BytesIO()
+    flat.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(packed, "PNG", optimize=True)
+    if packed.tell() >= path.stat().st_size:
+        return False
+    path.write_bytes(packed.getvalue())
+    return True
+
+
 def slim_study(study: str | Path) -> dict[str, int]:
-    """:func:`compress_tables` and :func:`strip_images` on every executed notebook of the study's run
-    folders; returns counts."""
+    """:func:`compress_tables`, :func:`strip_images` on every executed notebook of the study's run folders and
+    :func:`palette_figure` on the figures at the study root; returns counts."""
     study = Path(study)
     tables = compress_tables(study)
     figures = sum(strip_images(nb) for nb in sorted(study.glob("*/**/*.ipynb")) if ".tmp-" not in str(nb))
-    return {"tables": len(tables), "figures": figures}
+    palettes = sum(palette_figure(png) for png in sorted(study.glob("*.png")))
+    return {"tables": len(tables), "figures": figures, "palettes": palettes}
 
 
 def tracked_sizes(repo: str | Path, untracked: bool = False) -> pd.DataFrame:
@@ -213,7 +240,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     for study in args.studies:
         counts = slim_study(study)
-        print(f"{study}: {counts['tables']} table(s) compressed, {counts['figures']} figure(s) stripped")
+        print(f"{study}: {counts['tables']} table(s) compressed, {counts['figures']} figure(s) stripped, "
+              f"{counts['palettes']} figure(s) given a palette")
     if args.check or not args.studies:
         from crack_utils.paths import repo_root
 
