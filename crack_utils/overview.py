@@ -74,6 +74,11 @@ def _fmt(x, digits=3) -> str:
     return "–" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:+.{digits}f}"
 
 
+def _significant(result: dict, direction: str) -> bool:
+    """A comparison supported over seeds, with its mean difference ``"higher"`` or ``"lower"`` than 0."""
+    return result["evidence"] == "supported" and (result["mean_diff"] > 0) == (direction == "higher")
+
+
 def claim_verdict(results: list[dict], better: str) -> str:
     """One word for a claim from its comparisons (:func:`crack_utils.stats.hierarchical_paired` results of
     Distance-based minus another loss): ``supported`` when every comparison is ``supported`` in the paper's
@@ -81,20 +86,23 @@ def claim_verdict(results: list[dict], better: str) -> str:
     trainings, else ``not supported``."""
     if not results or any(r["n_seeds"] < MIN_SEEDS_FOR_INFERENCE for r in results):
         return "not tested"
-    right_way = all(r["evidence"] == "supported" and (r["mean_diff"] > 0) == (better == "higher") for r in results)
-    return "supported" if right_way else "not supported"
+    return "supported" if all(_significant(r, better) for r in results) else "not supported"
 
 
 def evidence_text(name: str, result: dict, digits: int = 3) -> str:
     """``Distance − Dice: −0.055 [−0.063, −0.046], 5 of 5 seeds, p = 0.0002`` (the interval and p only with
     enough trainings)."""
-    text = f"Distance − {name}: {_fmt(result['mean_diff'], digits)}"
+    return _result_text(f"Distance − {name}:", result, digits)
+
+
+def _result_text(label: str, result: dict, digits: int = 3) -> str:
+    """``<label> −0.055 [−0.063, −0.046], 5 of 5 seeds agree, p = 0.0002``, or ``<label> +0.010 (one training)``
+    with fewer than 3 trainings."""
+    text = f"{label} {_fmt(result['mean_diff'], digits)}"
     if result["n_seeds"] >= MIN_SEEDS_FOR_INFERENCE:
-        text += (f" [{_fmt(result['ci_low'], digits)}, {_fmt(result['ci_high'], digits)}], "
-                 f"{result['seeds_agree']} seeds agree, p = {result['p_seeds']:.2g}")
-    else:
-        text += f" ({result['evidence']})"
-    return text
+        return (text + f" [{_fmt(result['ci_low'], digits)}, {_fmt(result['ci_high'], digits)}], "
+                f"{result['seeds_agree']} seeds agree, p = {result['p_seeds']:.2g}")
+    return text + f" ({result['evidence']})"
 
 
 def verdict_rows(results: Path, study: str = HEADLINE) -> pd.DataFrame:
@@ -130,11 +138,6 @@ def alpha_variants(config: dict) -> dict[str, float]:
     found = {name: float(v["alpha"]) for name, v in (config.get("variants") or {}).items()
              if v.get("loss") == "distance" and set(v) == {"loss", "alpha"} and float(v["alpha"]) != reference}
     return dict(sorted(found.items(), key=lambda item: item[1]))
-
-
-def _significant(result: dict, direction: str) -> bool:
-    """A comparison supported over seeds, with its mean difference ``"higher"`` or ``"lower"`` than 0."""
-    return result["evidence"] == "supported" and (result["mean_diff"] > 0) == (direction == "higher")
 
 
 def alpha_verdict(comparisons: dict[float, dict[str, dict]], reference: float = paper.ALPHA) -> str:
@@ -183,12 +186,7 @@ def alpha_row(results: Path, study: str = HEADLINE) -> dict:
                           for m, (metric, file, _) in ALPHA_MEASURES.items()} for name in variants}
     parts = []
     for name, measures in comparisons.items():
-        texts = []
-        for m, r in measures.items():
-            text = f"{m} {_fmt(r['mean_diff'])}"
-            if r["n_seeds"] >= MIN_SEEDS_FOR_INFERENCE:
-                text += f" [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}], {r['seeds_agree']} seeds agree, p = {r['p_seeds']:.2g}"
-            texts.append(text)
+        texts = [_result_text(m, r) for m, r in measures.items()]
         parts.append(f"α {variants[name]:g} − α {reference:g}: " + ", ".join(texts))
     evidence = (f"Other α against α = {reference:g} (Dice: higher is better; far-FP share: lower is better). "
                 + "; ".join(parts) + ".")
