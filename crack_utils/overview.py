@@ -3,15 +3,19 @@ no checkpoints) by ``python -m crack_utils.overview`` (``make overview``).
 
 It shows, in order:
 
-* the headline Table 1, ours beside the paper's, from :data:`HEADLINE` (the best-evidenced protocol);
+* the headline Table 1, ours beside the paper's, from :func:`headline_study` (the best-evidenced protocol:
+  ``converged/`` once its trainings are on their plateau at >= 3 seeds per loss, else ``seeds/``);
 * Figure 2 from real test images;
 * a verdict table with one row per claim of the paper (:data:`CLAIMS`, then generalization and α,
-  :func:`alpha_verdict`). Each row gives the evidence with
+  :func:`alpha_verdict`; the ablations are those of ``seeds/``). Each row gives the evidence with
   trainings as the unit (:func:`crack_utils.report.compare_trainings`: effect, two-level bootstrap interval,
   how many seeds agree) and one word:
   * ``supported``: every comparison is significant over seeds, in the paper's direction;
   * ``not supported``: the study has at least 3 seeds and some comparison is not;
   * ``not tested``: fewer than 3 trainings, or no study at the current protocol;
+
+  with the converged headline, a column beside it gives each claim's verdict at one pass (``seeds/``): what
+  convergence changed, per claim;
 * the training-length curve, the peer losses, leave-one-dataset-out, and each study's protocol.
 
 Figures are linked as files beside the page (relative links), never embedded, and every link is checked to
@@ -34,10 +38,19 @@ from crack_utils.report import compare_trainings
 from crack_utils.stats import MIN_SEEDS_FOR_INFERENCE
 from crack_utils.study import layout
 from crack_utils.study.layout import read_study_config
+from crack_utils.training_length import plateau_table
+from crack_utils.training_records import TrainingSummary
 
-#: The study of the headline Table 1, the Figure 2 and the verdicts: the one with the most trainings per loss
-#: at one protocol (5 seeds, one pass). To be replaced by ``converged`` once it has >= 3 seeds per loss.
-HEADLINE = "seeds"
+#: The headline until ``converged/`` qualifies, and the study of the ablations and peer losses: the most
+#: trainings per loss at one protocol (5 seeds, one pass over the training split).
+SHORT = "seeds"
+#: The headline at convergence (issue 25, configs/converged.yaml): Table 1's losses trained to a plateau.
+CONVERGED = "converged"
+#: What a converged training must have done to count (issue 25): at least this many full passes, and its
+#: history on the plateau (:func:`crack_utils.training.plateau_status`).
+MIN_CONVERGED_PASSES = 6
+#: Table 1's losses: the headline needs every one of them.
+TABLE1_LOSSES = ("bce", "dice", "distance")
 #: The losses as the paper names them.
 LOSS_NAMES = {"bce": "Binary cross-entropy", "dice": "Dice", "distance": "Distance-based (α = 4)"}
 VERDICTS = ("supported", "not supported", "not tested")
@@ -105,9 +118,10 @@ def _result_text(label: str, result: dict, digits: int = 3) -> str:
     return text + f" ({result['evidence']})"
 
 
-def verdict_rows(results: Path, study: str = HEADLINE) -> pd.DataFrame:
-    """The verdict table: one row per claim (:data:`CLAIMS`, then generalization and α), columns
-    ``claim``, ``evidence``, ``study``, ``verdict``."""
+def verdict_rows(results: Path, study: str = SHORT) -> pd.DataFrame:
+    """The verdict table: one row per claim (:data:`CLAIMS` from ``study``, then generalization from the
+    leave-one-dataset-out summary and α from :data:`SHORT`'s ablation), columns ``claim``, ``evidence``,
+    ``study``, ``verdict``."""
     config = read_study_config(results / study)
     seeds = list(config["seeds"])
     others = [l for l in ("dice", "bce") if l in config["losses"]]
@@ -120,7 +134,7 @@ def verdict_rows(results: Path, study: str = HEADLINE) -> pd.DataFrame:
         rows.append({"claim": claim.claim, "evidence": evidence, "study": f"{study}/ ({len(seeds)} seeds)",
                      "verdict": claim_verdict(list(found.values()), claim.better)})
     rows.append(generalization_row(results))
-    rows.append(alpha_row(results, study))
+    rows.append(alpha_row(results, SHORT))
     return pd.DataFrame(rows, columns=["claim", "evidence", "study", "verdict"])
 
 
@@ -173,7 +187,7 @@ def alpha_verdict(comparisons: dict[float, dict[str, dict]], reference: float = 
     return "supported" if trade_offs else "not supported"
 
 
-def alpha_row(results: Path, study: str = HEADLINE) -> dict:
+def alpha_row(results: Path, study: str = SHORT) -> dict:
     """The α claim from ``study``'s α ablation (:func:`alpha_variants`, at the variants' seeds), judged by
     :func:`alpha_verdict`; ``not tested`` when the study has none."""
     config = read_study_config(results / study)
@@ -239,7 +253,46 @@ def generalization_row(results: Path) -> dict:
                      f"{'s' if seeds > 1 else ''})", "verdict": verdict}
 
 
-def headline_table(results: Path, study: str = HEADLINE) -> pd.DataFrame:
+def converged_trainings(results: Path, study: str = CONVERGED) -> pd.DataFrame:
+    """Every finished training of Table 1's losses in ``study`` (its config's seeds): ``loss``, ``seed``,
+    ``passes`` over the training split (``training_summary.json``), the plateau test of its ``history.csv``
+    (``gain`` of the best validation Dice over the last two passes, ``plateau``) and ``converged``
+    (``passes`` >= :data:`MIN_CONVERGED_PASSES` and on the plateau). Empty when the study is not there."""
+    columns = ["loss", "seed", "passes", "gain", "plateau", "converged"]
+    folder = results / study
+    if not (folder / layout.STUDY_CONFIG).is_file():
+        return pd.DataFrame(columns=columns)
+    seeds = list(read_study_config(folder)["seeds"])
+    rows = []
+    for row in plateau_table(folder, TABLE1_LOSSES, seeds).itertuples(index=False):
+        run = layout.train_dir(folder, row.loss, row.seed)
+        if not TrainingSummary.exists(run):
+            continue
+        passes = TrainingSummary.read(run).passes
+        rows.append({"loss": row.loss, "seed": int(row.seed), "passes": passes, "gain": row.gain,
+                     "plateau": bool(row.plateau), "converged": bool(row.plateau) and passes >= MIN_CONVERGED_PASSES})
+    return pd.DataFrame(rows, columns=columns)
+
+
+def converged_ready(results: Path, study: str = CONVERGED) -> bool:
+    """Whether ``study`` can carry the headline (issue 25's rule): its report is built (``table1.csv`` over
+    >= 3 seeds) and each of Table 1's losses has >= 3 trainings of >= :data:`MIN_CONVERGED_PASSES` passes
+    on their plateau."""
+    table = results / study / "table1.csv"
+    if not table.is_file() or int(pd.read_csv(table)["n_seeds"].min()) < MIN_SEEDS_FOR_INFERENCE:
+        return False
+    trainings = converged_trainings(results, study)
+    done = trainings[trainings["converged"]].groupby("loss")["seed"].nunique()
+    return all(int(done.get(loss, 0)) >= MIN_SEEDS_FOR_INFERENCE for loss in TABLE1_LOSSES)
+
+
+def headline_study(results: Path) -> str:
+    """The study of the headline Table 1, Figure 2 and the verdicts: :data:`CONVERGED` once
+    :func:`converged_ready`, else :data:`SHORT`."""
+    return CONVERGED if converged_ready(results) else SHORT
+
+
+def headline_table(results: Path, study: str = SHORT) -> pd.DataFrame:
     """Table 1 of ``study`` (pooled test scores, mean ± sd over seeds) beside the paper's numbers."""
     table = pd.read_csv(results / study / "table1.csv")
     table["ours"] = [f"{m:.3f} ± {s:.3f}" if not np.isnan(s) else f"{m:.3f}"
@@ -258,16 +311,23 @@ def _table(frame: pd.DataFrame, classes: str = "") -> str:
     return frame.to_html(index=False, escape=True, border=0, classes=classes, na_rep="–")
 
 
-def _verdict_table(rows: pd.DataFrame) -> str:
+def _verdict_table(rows: pd.DataFrame, earlier: pd.DataFrame | None = None, earlier_label: str = "") -> str:
+    """The verdict table; with ``earlier`` (:func:`verdict_rows` of another study, same claims), a last
+    column with that study's verdict per claim, headed ``earlier_label``."""
+    def cell(verdict: str) -> str:
+        return f"<td class='v {verdict.replace(' ', '-')}'>{verdict}</td>"
+
+    extra = list(earlier["verdict"]) if earlier is not None else [None] * len(rows)
     body = "".join(
         f"<tr><td>{html.escape(r.claim)}</td><td>{html.escape(r.evidence)}</td><td>{html.escape(r.study)}</td>"
-        f"<td class='v {r.verdict.replace(' ', '-')}'>{r.verdict}</td></tr>" for r in rows.itertuples(index=False))
+        f"{cell(r.verdict)}{cell(e) if e else ''}</tr>" for r, e in zip(rows.itertuples(index=False), extra))
+    head = f"<th>{html.escape(earlier_label)}</th>" if earlier is not None else ""
     return ("<table class='verdicts'><thead><tr><th>claim of the paper</th><th>evidence (trainings as the unit)</th>"
-            f"<th>study</th><th>verdict</th></tr></thead><tbody>{body}</tbody></table>")
+            f"<th>study</th><th>verdict</th>{head}</tr></thead><tbody>{body}</tbody></table>")
 
 
 def _peers(results: Path) -> str:
-    path = results / HEADLINE / "ablation.csv"
+    path = results / SHORT / "ablation.csv"
     if not path.is_file():
         return "<p>No peer losses committed.</p>"
     table = pd.read_csv(path)
@@ -335,19 +395,39 @@ vertical-align:top;text-align:left}th{background:#f3f3f3}.v{font-weight:600;whit
 img{max-width:100%;border:1px solid #ddd}.note{color:#555;font-size:.92em}"""
 
 
+def _training_length(results: Path, headline: str, link, image) -> str:
+    """The training-length section: the converged study's curve (seeds per loss, snapshot budgets) when it is
+    the headline, else the one-seed convergence study's."""
+    if headline == CONVERGED and (results / CONVERGED / "training_length.png").is_file():
+        seeds = len(read_study_config(results / CONVERGED)["seeds"])
+        note = (f"{seeds} seeds per loss, each training scored at intermediate budgets with the paper's constant "
+                f"learning rate ({link(CONVERGED + '/' + layout.REPORT_PAGE, CONVERGED + '/')}).")
+        figure = f"{CONVERGED}/training_length.png"
+    else:
+        note = ("One seed per loss, up to 10 passes with the paper's constant learning rate "
+                f"({link('convergence/' + layout.REPORT_PAGE, 'convergence/')}); the 3-seed study at convergence "
+                "(configs/converged.yaml) is growing.")
+        figure = "convergence/training_length.png"
+    return (f"<h2>Training length</h2><p class='note'>{note}</p>\n"
+            + image(figure, "Test Dice against passes over the training split"))
+
+
 def build_page(results: str | Path) -> str:
     """The HTML of ``results/index.html`` (see the module docstring); raises FileNotFoundError naming a
     linked file that does not exist."""
     results = Path(results)
-    config = read_study_config(results / HEADLINE)
-    protocol = (results / HEADLINE / "protocol.md").read_text().strip()
+    headline = headline_study(results)
+    config = read_study_config(results / headline)
+    protocol = (results / headline / "protocol.md").read_text().strip()
     def link(path: str, text: str | None = None) -> str:
         return f"<a href='{path}'>{html.escape(text or path)}</a>"
 
     def image(path: str, alt: str) -> str:
         return f"<a href='{path}'><img src='{path}' alt='{html.escape(alt)}'></a>"
 
-    verdicts = verdict_rows(results)
+    verdicts = verdict_rows(results, headline)
+    earlier = verdict_rows(results, SHORT) if headline != SHORT else None
+    n_seeds = int(pd.read_csv(results / headline / 'table1.csv')['n_seeds'].iloc[0])
     parts = [
         "<!doctype html><html lang='en'><meta charset='utf-8'><title>Distance-based Loss for crack segmentation: "
         "the study</title>", f"<style>{CSS}</style><body>",
@@ -358,27 +438,26 @@ def build_page(results: str | Path) -> str:
         "recall, F1, IoU and Dice (their Table 1) and side by side (their Figure 2). Every comparison below "
         "takes <b>trainings (seeds) as the unit of evidence</b>: the test images of one training say nothing "
         "about the next training.</p>",
-        f"<h2>Table 1</h2><p class='note'>Study {link(HEADLINE + '/' + layout.REPORT_PAGE, HEADLINE + '/')}: "
-        f"{html.escape(protocol)} Pooled over the {int(pd.read_csv(results / HEADLINE / 'table1.csv')['n_seeds'].iloc[0])} "
+        f"<h2>Table 1</h2><p class='note'>Study {link(headline + '/' + layout.REPORT_PAGE, headline + '/')}: "
+        f"{html.escape(protocol)} Pooled over the {n_seeds} "
         "seeds' test predictions of each training, mean ± sd over seeds; the paper's values beside ours (their "
         f"protocol: {paper.EPOCHS} epochs on a GPU).</p>",
-        _table(headline_table(results)),
+        _table(headline_table(results, headline)),
         "<h2>Figure 2</h2><p class='note'>Test images of the six datasets with their label and each loss's "
         f"prediction (seed {config['seeds'][0]}); errors coloured in the second figure "
-        f"({link(HEADLINE + '/figure2_errors.png', 'figure2_errors.png')}).</p>",
-        image(f"{HEADLINE}/figure2.png", "Figure 2: test images, labels and predictions of the three losses"),
+        f"({link(headline + '/figure2_errors.png', 'figure2_errors.png')}).</p>",
+        image(f"{headline}/figure2.png", "Figure 2: test images, labels and predictions of the three losses"),
         "<h2>The paper's claims</h2><p class='note'>Effect = Distance-based minus the other loss, mean over seeds "
         "of each seed's mean over the test images; [95 % interval] of a two-level bootstrap that resamples seeds and test images; "
         "how many seeds share the sign; p of a t-test over the per-seed differences. "
         "<b>supported</b>: significant over seeds in the paper's direction for every comparison; "
         "<b>not supported</b>: tested with ≥ 3 seeds and not so; <b>not tested</b>: fewer than 3 trainings or no "
-        "study at the current protocol.</p>",
-        _verdict_table(verdicts),
-        "<h2>Training length</h2><p class='note'>One seed per loss, up to 10 passes with the paper's constant "
-        f"learning rate ({link('convergence/' + layout.REPORT_PAGE, 'convergence/')}); the 3-seed study at convergence "
-        "(configs/converged.yaml) is growing.</p>",
-        image("convergence/training_length.png", "Test Dice against passes over the training split"),
-        f"<h2>Peer losses and ablations</h2><p class='note'>The variants of {HEADLINE}/ (peer losses such as clDice "
+        "study at the current protocol."
+        + (f" The last column: the verdict at one pass over the training split ({link(SHORT + '/' + layout.REPORT_PAGE, SHORT + '/')}), "
+           "i.e. what training to convergence changed." if earlier is not None else "") + "</p>",
+        _verdict_table(verdicts, earlier, f"at one pass ({SHORT}/)"),
+        _training_length(results, headline, link, image),
+        f"<h2>Peer losses and ablations</h2><p class='note'>The variants of {SHORT}/ (peer losses such as clDice "
         "and Skeleton Recall, and ablations of the Distance-based Loss such as other α or the hard L_Dist) beside "
         "Table 1's losses, at their seeds (n_seeds); the difference to Dice with trainings as the unit.</p>",
         _peers(results),

@@ -3,6 +3,7 @@ and the committed page as the one command builds it."""
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from crack_utils import overview
@@ -103,7 +104,6 @@ def test_a_missing_figure_is_named(tmp_path):
 
 
 def test_the_lodo_table_gives_mean_and_sd_over_seeds_and_counts_the_fewest_trainings(tmp_path):
-    import pandas as pd
 
     (tmp_path / "lodo").mkdir()
     rows = [{"held_out": "cfd", "loss": loss, "seed": seed, "dice": dice}
@@ -122,3 +122,54 @@ def test_the_lodo_table_gives_mean_and_sd_over_seeds_and_counts_the_fewest_train
     assert overview._lodo_trainings({"cfd": 3, "gaps": 4}) == "3 trainings per held-out dataset and loss, mean ± sd over seeds"
     assert "before the augmentation fix" in overview._lodo_trainings({"gaps": 1})
     assert overview._lodo_trainings({}) == "no leave-one-dataset-out study committed"
+
+
+def _converged_copy(tmp_path, passes=8, rises=(0.0, 0.0)):
+    """``results/`` with ``seeds/`` also copied as ``converged/``, each of whose trainings is given a history of
+    ``passes`` passes whose best validation Dice rises by ``rises`` in its last two passes."""
+    import json
+    import shutil
+
+    for study in ("seeds", "convergence", "lodo"):
+        shutil.copytree(RESULTS / study, tmp_path / study, ignore=shutil.ignore_patterns("*.npz", "*.ipynb"))
+    shutil.copytree(tmp_path / "seeds", tmp_path / "converged")
+    (tmp_path / "README.md").write_text("x")
+    for summary_path in (tmp_path / "converged" / "03_train").glob("*/training_summary.json"):
+        val = [0.5 + 0.01 * i for i in range(passes - 2)]
+        val += [val[-1] + rises[0], val[-1] + rises[0] + rises[1]]
+        pd.DataFrame({"epoch": range(1, passes + 1), "val_dice": val}).to_csv(summary_path.parent / "history.csv", index=False)
+        summary = json.loads(summary_path.read_text())
+        summary_path.write_text(json.dumps(dict(summary, epochs=passes, passes=float(passes))))
+    return tmp_path
+
+
+def test_the_headline_moves_to_the_converged_study_only_when_every_loss_has_three_converged_trainings(tmp_path):
+    results = _converged_copy(tmp_path)
+    assert overview.headline_study(RESULTS / "missing") == "seeds"
+    trainings = overview.converged_trainings(results)
+    assert set(trainings["loss"]) == {"bce", "dice", "distance"} and trainings["converged"].all()
+    assert overview.headline_study(results) == "converged"
+    page = overview.build_page(results)
+    assert "converged/figure2.png" in page and "seeds/figure2.png" not in page
+    assert "<th>at one pass (seeds/)</th>" in page
+    verdicts = re.findall(r"<td class='v [^']+'>([^<]+)</td>", page)
+    assert len(verdicts) == 2 * (len(overview.CLAIMS) + 2)  # the converged verdict and the one-pass one per claim
+    assert "training_length.png" in page and "convergence/training_length.png" in page  # converged/ has no curve here
+    import shutil
+    shutil.copy(results / "convergence" / "training_length.png", results / "converged" / "training_length.png")
+    assert "converged/training_length.png" in overview.build_page(results)
+    # one Dice training short of the plateau leaves Dice with 4 converged seeds: still enough
+    history = results / "converged" / "03_train" / "dice-seed0" / "history.csv"
+    frame = pd.read_csv(history)
+    frame.loc[frame.index[-1], "val_dice"] += 0.01
+    frame.to_csv(history, index=False)
+    assert not overview.converged_trainings(results).set_index(["loss", "seed"]).loc[("dice", 0), "converged"]
+    assert overview.headline_study(results) == "converged"
+
+
+def test_short_or_still_rising_trainings_keep_the_one_pass_headline(tmp_path):
+    assert overview.headline_study(_converged_copy(tmp_path / "short", passes=5)) == "seeds"  # < 6 passes
+    rising = _converged_copy(tmp_path / "rising", rises=(0.003, 0.003))  # +0.006 over the last two passes
+    assert not overview.converged_trainings(rising)["converged"].any()
+    assert overview.headline_study(rising) == "seeds"
+    assert overview.headline_study(_converged_copy(tmp_path / "flat", rises=(0.002, 0.002))) == "converged"
