@@ -104,7 +104,6 @@ def test_a_missing_figure_is_named(tmp_path):
 
 
 def test_the_lodo_table_gives_mean_and_sd_over_seeds_and_counts_the_fewest_trainings(tmp_path):
-
     (tmp_path / "lodo").mkdir()
     rows = [{"held_out": "cfd", "loss": loss, "seed": seed, "dice": dice}
             for loss, dices in {"bce": [0.5, 0.7, 0.6], "dice": [0.4, 0.4, 0.4]}.items() for seed, dice in enumerate(dices)]
