@@ -10,7 +10,7 @@ held-out set, and runs notebook ``06_generalization`` to render them::
     python -m crack_utils.generalization --configs configs/lodo_*.yaml --summary-only
 
 Outputs go to ``results/<--name, default lodo>/`` (``generalization.csv``, ``generalization_paired.csv``,
-``generalization.png``, ``report.html``).
+``generalization.png``, ``generalization_summary.md``, ``report.html``).
 """
 from __future__ import annotations
 
@@ -24,7 +24,10 @@ import pandas as pd
 from crack_utils.report import paired_comparisons, run_summary
 from crack_utils.study.layout import GENERALIZATION, REPORT_PAGE, STUDY_CONFIG, read_study_config, study_dir
 
-PUBLISHED = ("generalization.csv", "generalization_paired.csv", "generalization.png")
+PUBLISHED = ("generalization.csv", "generalization_paired.csv", "generalization.png", "generalization_summary.md")
+#: The columns of :func:`generalization_summary` besides the held-out set: (column of the table, heading, digits).
+SUMMARY_METRICS = (("dice", "pooled Dice", 3), ("fp_far_20px_share", "FP pixels > 20 px from a crack", 3),
+                   ("betti0_error_mean", "mean Betti-0 error", 2), ("cldice_mean", "mean clDice", 3))
 
 
 def held_out_name(config: dict) -> str:
@@ -59,6 +62,43 @@ def generalization_paired(results_dirs, reference: str = "distance") -> pd.DataF
         frames.append(paired.assign(held_out=held_out_name(config)))
     out = pd.concat(frames, ignore_index=True)
     return out[["held_out", *[c for c in out.columns if c != "held_out"]]]
+
+
+def _mean_sd(values: pd.Series, digits: int) -> str:
+    """``0.512 ± 0.034`` over seeds; the mean alone for one seed."""
+    return f"{values.mean():.{digits}f}" if len(values) < 2 else f"{values.mean():.{digits}f} ± {values.std():.{digits}f}"
+
+
+def generalization_summary(table: pd.DataFrame, paired: pd.DataFrame, reference: str = "distance") -> pd.DataFrame:
+    """One row per held-out dataset: its test images and seeds (the fewest of any loss), each of
+    :data:`SUMMARY_METRICS` per loss as ``mean ± sd`` over seeds joined by `` / `` in the losses' order, and
+    each paired comparison of ``reference`` (``paired``: :func:`generalization_paired`) as ``effect
+    [interval], k of n seeds, p`` (``effect (one training)`` with fewer than 3 seeds).
+
+    ``table``: :func:`generalization_table`'s rows (held-out × loss × seed)."""
+    losses = list(dict.fromkeys(table["loss"]))
+    rows = []
+    for held_out, group in table.groupby("held_out", sort=True):
+        row = {"held_out": held_out, "test images": int(group["n_test"].iloc[0]),
+               "seeds": int(group.groupby("loss")["seed"].nunique().min())}
+        for column, heading, digits in SUMMARY_METRICS:
+            row[f"{heading} ({' / '.join(losses)})"] = " / ".join(
+                _mean_sd(group.loc[group["loss"] == loss, column], digits) for loss in losses)
+        for r in paired[paired["held_out"] == held_out].itertuples(index=False):
+            text = f"{r.mean_diff:+.3f}"
+            if r.n_seeds >= 3:
+                text += f" [{r.ci_low:+.3f}, {r.ci_high:+.3f}], {r.seeds_agree} seeds, p = {r.p_seeds:.2g}"
+            else:
+                text += f" ({r.evidence})"
+            row[f"{r.comparison}, per-image Dice"] = text
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def summary_markdown(summary: pd.DataFrame) -> str:
+    """:func:`generalization_summary` as a Markdown table (what results/README.md links)."""
+    head = "| " + " | ".join(summary.columns) + " |\n|" + "---|" * len(summary.columns) + "\n"
+    return head + "".join("| " + " | ".join(str(v) for v in row) + " |\n" for row in summary.itertuples(index=False))
 
 
 def generalization_figure(table: pd.DataFrame):

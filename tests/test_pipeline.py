@@ -147,6 +147,7 @@ def test_tiny_study_end_to_end():
     assert (table.n_test == len(manifest[manifest.split == "test"])).all()
     assert pd.read_csv(gen_out / "generalization_paired.csv").comparison.tolist() == ["distance - bce", "distance - dice"]
     assert (gen_out / "generalization.png").is_file() and (gen_out / "06_generalization" / "06_generalization.html").is_file()
+    assert (gen_out / "generalization_summary.md").read_text().count("| in-distribution |") == 1
     assert not str(REPO) in (gen_out / "06_generalization" / "06_generalization.ipynb").read_text()
     assert "read from 01_data/prepared.npz" in (out / "05_report" / "05_make_figures.ipynb").read_text()
     # notebook 05 reruns from committed files alone: without the (git-ignored) prepared arrays it reads the
@@ -163,6 +164,31 @@ def test_tiny_study_end_to_end():
     assert {name: (out / name).read_bytes() for name in before} == before
     assert "read from 05_report/test_split.npz" in (out / "05_report" / "05_make_figures.ipynb").read_text()
     assert (out / "figure2.png").is_file()
+
+
+def test_the_generalization_summary_has_a_row_per_held_out_set_with_mean_sd_over_seeds():
+    from crack_utils import generalization
+
+    rows = [{"held_out": held_out, "loss": loss, "seed": seed, "n_test": 10, "dice": dice, "fp_far_20px_share": 0.5,
+             "betti0_error_mean": 1.0, "cldice_mean": 0.25}
+            for held_out, losses in {"gaps": {"dice": [0.4, 0.6, 0.5], "distance": [0.3, 0.3, 0.3]},
+                                     "cfd": {"dice": [0.2], "distance": [0.1]}}.items()
+            for loss, dices in losses.items() for seed, dice in enumerate(dices)]
+    paired = pd.DataFrame([
+        {"held_out": "gaps", "comparison": "distance - dice", "mean_diff": -0.2, "ci_low": -0.25, "ci_high": -0.1,
+         "p_seeds": 0.012, "n_seeds": 3, "seeds_agree": "3 of 3", "evidence": "supported"},
+        {"held_out": "cfd", "comparison": "distance - dice", "mean_diff": -0.1, "ci_low": float("nan"),
+         "ci_high": float("nan"), "p_seeds": float("nan"), "n_seeds": 1, "seeds_agree": "1 of 1", "evidence": "one training"}])
+    summary = generalization.generalization_summary(pd.DataFrame(rows), paired).set_index("held_out")
+    assert list(summary.index) == ["cfd", "gaps"] and summary.loc["gaps", "seeds"] == 3
+    assert summary.loc["gaps", "pooled Dice (dice / distance)"] == "0.500 ± 0.100 / 0.300 ± 0.000"
+    assert summary.loc["cfd", "pooled Dice (dice / distance)"] == "0.200 / 0.100"  # one seed: no sd
+    assert summary.loc["gaps", "mean Betti-0 error (dice / distance)"] == "1.00 ± 0.00 / 1.00 ± 0.00"
+    assert summary.loc["gaps", "distance - dice, per-image Dice"] == "-0.200 [-0.250, -0.100], 3 of 3 seeds, p = 0.012"
+    assert summary.loc["cfd", "distance - dice, per-image Dice"] == "-0.100 (one training)"
+    markdown = generalization.summary_markdown(summary.reset_index()).splitlines()
+    assert markdown[0].startswith("| held_out | test images | seeds | pooled Dice") and markdown[1].count("---") == 8
+    assert markdown[2].startswith("| cfd | 10 | 1 | 0.200 / 0.100 |") and len(markdown) == 4
 
 
 def test_generalization_summary_names_a_missing_study(tmp_path):
