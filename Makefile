@@ -1,5 +1,6 @@
 # The two commands a new user needs: `make reproduce` and `make test`.
-# Everything installs into .venv/ at the repository root (git-ignored).
+# Everything installs into .venv/ at the repository root (git-ignored); pip keeps no download cache, so an
+# install needs disk only for the venv itself (about 1.9 GB with the CPU build of torch).
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -10,7 +11,7 @@ CONFIG ?= configs/default.yaml
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -c requirements/constraints.txt -e ".[dev]"
+	$(PY) -m pip install --quiet --no-cache-dir -c requirements/constraints.txt -e ".[dev]"
 	@touch $(STAMP)
 
 install: $(STAMP)
