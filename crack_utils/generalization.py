@@ -22,7 +22,9 @@ from pathlib import Path
 import pandas as pd
 
 from crack_utils.report import paired_comparisons, run_summary
-from crack_utils.study.layout import GENERALIZATION, REPORT_PAGE, STUDY_CONFIG, read_study_config, study_dir
+from crack_utils.study.layout import (GENERALIZATION, REPORT_PAGE, STUDY_CONFIG, read_study_config, study_dir,
+                                      train_run)
+from crack_utils.study.publishing import run_commits
 
 PUBLISHED = ("generalization.csv", "generalization_paired.csv", "generalization.png", "generalization_summary.md")
 #: The columns of :func:`generalization_summary` besides the held-out set: (column of the table, heading, digits).
@@ -30,18 +32,30 @@ SUMMARY_METRICS = (("dice", "pooled Dice", 3), ("fp_far_20px_share", "FP pixels 
                    ("betti0_error_mean", "mean Betti-0 error", 2), ("cldice_mean", "mean clDice", 3))
 
 
+#: ``trained_at`` of a training whose folder holds no ``run_metadata.json`` (studies committed before training
+#: metadata was: what trained those weights is not known).
+NOT_RECORDED = "not recorded"
+
+
 def held_out_name(config: dict) -> str:
     """The held-out dataset of a study, or ``"in-distribution"`` for an ordinary split."""
     return config["data"].get("test_dataset") or "in-distribution"
 
 
+def trained_at(results_dir, loss: str, seed: int) -> str:
+    """The commit(s) that trained the weights of ``loss`` at ``seed`` (short hashes, ``+dirty`` for a changed
+    tree, joined by ``, ``: :func:`crack_utils.study.publishing.run_commits`), or :data:`NOT_RECORDED`."""
+    return ", ".join(run_commits(Path(results_dir), [train_run(loss, seed)])) or NOT_RECORDED
+
+
 def study_rows(results_dir) -> pd.DataFrame:
-    """One row per (loss, seed) of a finished study: ``held_out``, ``study``, ``loss``, ``seed``, ``n_test``,
-    the pooled metrics and the claim summaries of that model on its test set."""
+    """One row per (loss, seed) of a finished study: ``held_out``, ``study``, ``loss``, ``seed``,
+    ``trained_at`` (:func:`trained_at`), ``n_test``, the pooled metrics and the claim summaries of that model
+    on its test set."""
     results_dir = Path(results_dir)
     config = read_study_config(results_dir)
     rows = [{"held_out": held_out_name(config), "study": config["name"], "loss": loss, "seed": seed,
-             **run_summary(results_dir, loss, [seed])}
+             "trained_at": trained_at(results_dir, loss, seed), **run_summary(results_dir, loss, [seed])}
             for loss in config["losses"] for seed in config["seeds"]]
     return pd.DataFrame(rows)
 
@@ -70,10 +84,12 @@ def _mean_sd(values: pd.Series, digits: int) -> str:
 
 
 def generalization_summary(table: pd.DataFrame, paired: pd.DataFrame, reference: str = "distance") -> pd.DataFrame:
-    """One row per held-out dataset: its test images and seeds (the fewest of any loss), each of
-    :data:`SUMMARY_METRICS` per loss as ``mean ± sd`` over seeds joined by `` / `` in the losses' order, and
-    each paired comparison of ``reference`` (``paired``: :func:`generalization_paired`) as ``effect
-    [interval], k of n seeds, p`` (``effect (one training)`` with fewer than 3 seeds).
+    """One row per held-out dataset: its test images and seeds (the fewest of any loss), the commits its
+    weights were trained at (``trained at``; :data:`NOT_RECORDED` for trainings without metadata, when the
+    table has ``trained_at``), each of :data:`SUMMARY_METRICS` per loss as ``mean ± sd`` over seeds joined by
+    `` / `` in the losses' order, and each paired comparison of ``reference`` (``paired``:
+    :func:`generalization_paired`) as ``effect [interval], k of n seeds, p`` (``effect (one training)`` with
+    fewer than 3 seeds).
 
     ``table``: :func:`generalization_table`'s rows (held-out × loss × seed)."""
     losses = list(dict.fromkeys(table["loss"]))
@@ -81,6 +97,9 @@ def generalization_summary(table: pd.DataFrame, paired: pd.DataFrame, reference:
     for held_out, group in table.groupby("held_out", sort=True):
         row = {"held_out": held_out, "test images": int(group["n_test"].iloc[0]),
                "seeds": int(group.groupby("loss")["seed"].nunique().min())}
+        if "trained_at" in group:
+            commits = group["trained_at"].str.split(", ").explode()
+            row["trained at"] = ", ".join(sorted(set(commits)))
         for column, heading, digits in SUMMARY_METRICS:
             row[f"{heading} ({' / '.join(losses)})"] = " / ".join(
                 _mean_sd(group.loc[group["loss"] == loss, column], digits) for loss in losses)

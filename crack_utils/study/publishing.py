@@ -21,18 +21,20 @@ from crack_utils.study.layout import PUBLISHED, REPORT_PAGE
 def run_commits(results: Path, runs) -> dict:
     """``{commit (short, "+dirty" when the tree had changes): [run names]}`` from the runs' metadata; for a
     training, the commits of the segments that trained its weights (``weights_trained_by``), not of a rerun
-    that only re-entered it."""
+    that only re-entered it. ``runs``: pipeline runs or run names relative to ``results``
+    (``03_train/dice-seed0``); runs without metadata are left out."""
     commits: dict = {}
     for run in runs:
-        path = Path(results) / run.name / METADATA
+        name = getattr(run, "name", run)
+        path = Path(results) / name / METADATA
         if not path.is_file():
             continue
         meta = json.loads(path.read_text())
         gits = [seg.get("git") or {} for seg in meta.get("weights_trained_by") or []] or [meta.get("git") or {}]
         for git in gits:
             key = (git.get("commit") or "unknown")[:10] + ("+dirty" if git.get("dirty") else "")
-            if run.name not in commits.setdefault(key, []):
-                commits[key].append(run.name)
+            if name not in commits.setdefault(key, []):
+                commits[key].append(name)
     return commits
 
 
