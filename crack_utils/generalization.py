@@ -25,6 +25,7 @@ from crack_utils.report import paired_comparisons, run_summary
 from crack_utils.study.layout import (GENERALIZATION, REPORT_PAGE, STUDY_CONFIG, read_study_config, study_dir,
                                       train_run)
 from crack_utils.study.publishing import run_commits
+from crack_utils.training_records import TrainingSummary
 
 PUBLISHED = ("generalization.csv", "generalization_paired.csv", "generalization.png", "generalization_summary.md")
 #: The columns of :func:`generalization_summary` besides the held-out set: (column of the table, heading, digits).
@@ -48,14 +49,22 @@ def trained_at(results_dir, loss: str, seed: int) -> str:
     return ", ".join(run_commits(Path(results_dir), [train_run(loss, seed)])) or NOT_RECORDED
 
 
+def trained_precision(results_dir, loss: str, seed: int) -> str:
+    """The arithmetic that training ran in (``training_summary.json``'s ``precision``: ``fp32`` or ``bf16
+    autocast``, which ``training.amp: auto`` picks by CPU), or :data:`NOT_RECORDED`."""
+    run = Path(results_dir) / train_run(loss, seed)
+    return TrainingSummary.read(run).precision if TrainingSummary.exists(run) else NOT_RECORDED
+
+
 def study_rows(results_dir) -> pd.DataFrame:
     """One row per (loss, seed) of a finished study: ``held_out``, ``study``, ``loss``, ``seed``,
-    ``trained_at`` (:func:`trained_at`), ``n_test``, the pooled metrics and the claim summaries of that model
-    on its test set."""
+    ``trained_at`` (:func:`trained_at`), ``precision`` (:func:`trained_precision`), ``n_test``, the pooled
+    metrics and the claim summaries of that model on its test set."""
     results_dir = Path(results_dir)
     config = read_study_config(results_dir)
     rows = [{"held_out": held_out_name(config), "study": config["name"], "loss": loss, "seed": seed,
-             "trained_at": trained_at(results_dir, loss, seed), **run_summary(results_dir, loss, [seed])}
+             "trained_at": trained_at(results_dir, loss, seed),
+             "precision": trained_precision(results_dir, loss, seed), **run_summary(results_dir, loss, [seed])}
             for loss in config["losses"] for seed in config["seeds"]]
     return pd.DataFrame(rows)
 
@@ -85,8 +94,8 @@ def _mean_sd(values: pd.Series, digits: int) -> str:
 
 def generalization_summary(table: pd.DataFrame, paired: pd.DataFrame, reference: str = "distance") -> pd.DataFrame:
     """One row per held-out dataset: its test images and seeds (the fewest of any loss), the commits its
-    weights were trained at (``trained at``; :data:`NOT_RECORDED` for trainings without metadata, when the
-    table has ``trained_at``), each of :data:`SUMMARY_METRICS` per loss as ``mean ± sd`` over seeds joined by
+    weights were trained at and the precision they were trained in (``trained at``, ``precision``;
+    :data:`NOT_RECORDED` for trainings without metadata; when the table has those columns), each of :data:`SUMMARY_METRICS` per loss as ``mean ± sd`` over seeds joined by
     `` / `` in the losses' order, and each paired comparison of ``reference`` (``paired``:
     :func:`generalization_paired`) as ``effect [interval], k of n seeds, p`` (``effect (one training)`` with
     fewer than 3 seeds).
@@ -100,6 +109,8 @@ def generalization_summary(table: pd.DataFrame, paired: pd.DataFrame, reference:
         if "trained_at" in group:
             commits = group["trained_at"].str.split(", ").explode()
             row["trained at"] = ", ".join(sorted(set(commits)))
+        if "precision" in group:
+            row["precision"] = ", ".join(sorted(set(group["precision"])))
         for column, heading, digits in SUMMARY_METRICS:
             row[f"{heading} ({' / '.join(losses)})"] = " / ".join(
                 _mean_sd(group.loc[group["loss"] == loss, column], digits) for loss in losses)

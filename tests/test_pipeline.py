@@ -172,7 +172,8 @@ def test_the_generalization_summary_has_a_row_per_held_out_set_with_mean_sd_over
     commits = {("gaps", 2): "bbbbbbbbbb, cccccccccc", "cfd": generalization.NOT_RECORDED}
     rows = [{"held_out": held_out, "loss": loss, "seed": seed, "n_test": 10, "dice": dice, "fp_far_20px_share": 0.5,
              "betti0_error_mean": 1.0, "cldice_mean": 0.25,
-             "trained_at": commits.get((held_out, seed), commits.get(held_out, "aaaaaaaaaa"))}
+             "trained_at": commits.get((held_out, seed), commits.get(held_out, "aaaaaaaaaa")),
+             "precision": "bf16 autocast" if (held_out, seed) == ("gaps", 1) else "fp32"}
             for held_out, losses in {"gaps": {"dice": [0.4, 0.6, 0.5], "distance": [0.3, 0.3, 0.3]},
                                      "cfd": {"dice": [0.2], "distance": [0.1]}}.items()
             for loss, dices in losses.items() for seed, dice in enumerate(dices)]
@@ -185,21 +186,25 @@ def test_the_generalization_summary_has_a_row_per_held_out_set_with_mean_sd_over
     assert list(summary.index) == ["cfd", "gaps"] and summary.loc["gaps", "seeds"] == 3
     assert summary.loc["gaps", "trained at"] == "aaaaaaaaaa, bbbbbbbbbb, cccccccccc"
     assert summary.loc["cfd", "trained at"] == "not recorded"
+    assert summary.loc["gaps", "precision"] == "bf16 autocast, fp32" and summary.loc["cfd", "precision"] == "fp32"
     assert summary.loc["gaps", "pooled Dice (dice / distance)"] == "0.500 ± 0.100 / 0.300 ± 0.000"
     assert summary.loc["cfd", "pooled Dice (dice / distance)"] == "0.200 / 0.100"  # one seed: no sd
     assert summary.loc["gaps", "mean Betti-0 error (dice / distance)"] == "1.00 ± 0.00 / 1.00 ± 0.00"
     assert summary.loc["gaps", "distance - dice, per-image Dice"] == "-0.200 [-0.250, -0.100], 3 of 3 seeds, p = 0.012"
     assert summary.loc["cfd", "distance - dice, per-image Dice"] == "-0.100 (one training)"
     markdown = generalization.summary_markdown(summary.reset_index()).splitlines()
-    assert markdown[0].startswith("| held_out | test images | seeds | trained at | pooled Dice")
-    assert markdown[1].count("---") == 9
-    assert markdown[2].startswith("| cfd | 10 | 1 | not recorded | 0.200 / 0.100 |") and len(markdown) == 4
+    assert markdown[0].startswith("| held_out | test images | seeds | trained at | precision | pooled Dice")
+    assert markdown[1].count("---") == 10
+    assert markdown[2].startswith("| cfd | 10 | 1 | not recorded | fp32 | 0.200 / 0.100 |") and len(markdown) == 4
 
 
 def test_trained_at_names_the_commits_that_trained_the_weights(tmp_path):
     """A training resumed at another commit names both segments' commits, not the rerun's; a training
     without metadata is "not recorded"."""
+    import dataclasses
+
     from crack_utils import generalization
+    from crack_utils.training_records import TrainingSummary
 
     run = tmp_path / "03_train" / "dice-seed1"
     run.mkdir(parents=True)
@@ -209,6 +214,12 @@ def test_trained_at_names_the_commits_that_trained_the_weights(tmp_path):
                                {"git": {"commit": "2" * 40, "dirty": True}}]}))
     assert generalization.trained_at(tmp_path, "dice", 1) == "1111111111, 2222222222+dirty"
     assert generalization.trained_at(tmp_path, "dice", 0) == generalization.NOT_RECORDED
+    assert generalization.trained_precision(tmp_path, "dice", 1) == generalization.NOT_RECORDED
+    summary = TrainingSummary(loss="dice", seed=1, epochs=3, device="cpu", precision="bf16 autocast",
+                              best_val_dice=0.5, best_epoch=3, train_images=100, images_per_epoch=100, passes=3.0,
+                              image_size=128, batch_size=25, lr=5e-4, lr_schedule="constant", plateau=False)
+    (run / "training_summary.json").write_text(json.dumps(dataclasses.asdict(summary)))
+    assert generalization.trained_precision(tmp_path, "dice", 1) == "bf16 autocast"
 
 
 def test_generalization_summary_names_a_missing_study(tmp_path):
