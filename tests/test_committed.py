@@ -251,3 +251,12 @@ def test_a_figure_is_stored_with_a_palette_that_looks_the_same(tmp_path):
     assert after.shape == before.shape and np.abs(after - before).mean() < 2.0  # of 255: no visible change
     assert not committed.palette_figure(path)  # already a palette: left alone
     assert committed.slim_study(tmp_path)["palettes"] == 0
+
+
+def test_the_converged_protocol_trains_in_fp32_on_every_machine():
+    # converged/ grows over sessions on two kinds of CPU; amp: auto would train in bf16 on the one with native
+    # bf16 (AMX) and in fp32 on the other, mixing precisions within the headline study (configs/converged.yaml).
+    from crack_utils.study.config import load_config
+
+    config = load_config(repo_root() / "configs" / "converged.yaml")
+    assert config["training"]["amp"] is False
