@@ -349,11 +349,21 @@ def lodo_seed_counts(results: Path) -> dict[str, int]:
 
 def lodo_table(results: Path) -> pd.DataFrame:
     """Held-out test Dice per held-out dataset (rows) and loss (columns): pooled over the held-out set, mean
-    ± sd over seeds (the mean alone with one seed)."""
+    ± sd over seeds (the mean alone with one seed); then, when ``generalization_paired.csv`` is there, one
+    column per paired comparison (``distance - dice``, ...) of per-image Dice on that held-out set with
+    trainings as the unit (:func:`_result_text`: interval, seeds agreeing and p only with >= 3 seeds)."""
     table = pd.read_csv(results / "lodo" / "generalization.csv")
     stats = table.groupby(["held_out", "loss"], sort=True)["dice"].agg(["mean", "std"]).reset_index()
     stats["dice"] = [f"{m:.3f}" if np.isnan(sd) else f"{m:.3f} ± {sd:.3f}" for m, sd in zip(stats["mean"], stats["std"])]
-    return stats.pivot(index="held_out", columns="loss", values="dice").reset_index().rename_axis(columns=None)
+    wide = stats.pivot(index="held_out", columns="loss", values="dice").reset_index().rename_axis(columns=None)
+    paired_path = results / "lodo" / "generalization_paired.csv"
+    if not paired_path.is_file():
+        return wide
+    paired = pd.read_csv(paired_path)
+    paired["text"] = [_result_text("", row).strip() for row in paired.to_dict("records")]
+    columns = paired.pivot(index="held_out", columns="comparison", values="text")
+    columns.columns = [f"{c.replace(' - ', ' − ')}, per-image Dice" for c in columns.columns]
+    return wide.merge(columns.reset_index(), on="held_out", how="left")
 
 
 def _lodo(results: Path) -> str:

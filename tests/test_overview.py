@@ -121,6 +121,15 @@ def test_the_lodo_table_gives_mean_and_sd_over_seeds_and_counts_the_fewest_train
     assert overview._lodo_trainings({"cfd": 3, "gaps": 4}) == "3 trainings per held-out dataset and loss, mean ± sd over seeds"
     assert "before the augmentation fix" in overview._lodo_trainings({"gaps": 1})
     assert overview._lodo_trainings({}) == "no leave-one-dataset-out study committed"
+    pd.DataFrame([
+        {"held_out": "cfd", "comparison": "distance - bce", "mean_diff": -0.02, "ci_low": -0.05, "ci_high": 0.01,
+         "seeds_agree": "2 of 3", "p_seeds": 0.41, "n_seeds": 3, "evidence": "not supported"},
+        {"held_out": "gaps", "comparison": "distance - bce", "mean_diff": 0.01, "ci_low": float("nan"),
+         "ci_high": float("nan"), "seeds_agree": "1 of 1", "p_seeds": float("nan"), "n_seeds": 1,
+         "evidence": "one training"}]).to_csv(tmp_path / "lodo" / "generalization_paired.csv", index=False)
+    paired = overview.lodo_table(tmp_path).set_index("held_out")["distance − bce, per-image Dice"]
+    assert paired["cfd"] == "-0.020 [-0.050, +0.010], 2 of 3 seeds agree, p = 0.41"
+    assert paired["gaps"] == "+0.010 (one training)"
 
 
 def _converged_copy(tmp_path, passes=8, rises=(0.0, 0.0)):
