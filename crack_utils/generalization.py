@@ -58,13 +58,13 @@ def trained_precision(results_dir, loss: str, seed: int) -> str:
 
 def study_rows(results_dir) -> pd.DataFrame:
     """One row per (loss, seed) of a finished study: ``held_out``, ``study``, ``loss``, ``seed``,
-    ``trained_at`` (:func:`trained_at`), ``precision`` (:func:`trained_precision`), ``n_test``, the pooled
-    metrics and the claim summaries of that model on its test set."""
+    ``trained_at`` (:func:`trained_at`), ``trained_in`` (:func:`trained_precision`; ``precision`` is the
+    pooled metric), ``n_test``, the pooled metrics and the claim summaries of that model on its test set."""
     results_dir = Path(results_dir)
     config = read_study_config(results_dir)
     rows = [{"held_out": held_out_name(config), "study": config["name"], "loss": loss, "seed": seed,
              "trained_at": trained_at(results_dir, loss, seed),
-             "precision": trained_precision(results_dir, loss, seed), **run_summary(results_dir, loss, [seed])}
+             "trained_in": trained_precision(results_dir, loss, seed), **run_summary(results_dir, loss, [seed])}
             for loss in config["losses"] for seed in config["seeds"]]
     return pd.DataFrame(rows)
 
@@ -94,7 +94,7 @@ def _mean_sd(values: pd.Series, digits: int) -> str:
 
 def generalization_summary(table: pd.DataFrame, paired: pd.DataFrame, reference: str = "distance") -> pd.DataFrame:
     """One row per held-out dataset: its test images and seeds (the fewest of any loss), the commits its
-    weights were trained at and the precision they were trained in (``trained at``, ``precision``;
+    weights were trained at and the arithmetic they were trained in (``trained at``, ``trained in``;
     :data:`NOT_RECORDED` for trainings without metadata; when the table has those columns), each of :data:`SUMMARY_METRICS` per loss as ``mean ± sd`` over seeds joined by
     `` / `` in the losses' order, and each paired comparison of ``reference`` (``paired``:
     :func:`generalization_paired`) as ``effect [interval], k of n seeds, p`` (``effect (one training)`` with
@@ -109,8 +109,8 @@ def generalization_summary(table: pd.DataFrame, paired: pd.DataFrame, reference:
         if "trained_at" in group:
             commits = group["trained_at"].str.split(", ").explode()
             row["trained at"] = ", ".join(sorted(set(commits)))
-        if "precision" in group:
-            row["precision"] = ", ".join(sorted(set(group["precision"])))
+        if "trained_in" in group:
+            row["trained in"] = ", ".join(sorted(set(group["trained_in"])))
         for column, heading, digits in SUMMARY_METRICS:
             row[f"{heading} ({' / '.join(losses)})"] = " / ".join(
                 _mean_sd(group.loc[group["loss"] == loss, column], digits) for loss in losses)
