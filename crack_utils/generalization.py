@@ -24,7 +24,7 @@ import pandas as pd
 from crack_utils.report import paired_comparisons, run_summary
 from crack_utils.study.layout import (GENERALIZATION, REPORT_PAGE, STUDY_CONFIG, read_study_config, study_dir,
                                       train_run)
-from crack_utils.study.publishing import run_commits
+from crack_utils.study.publishing import run_commits, training_machines
 from crack_utils.training_records import TrainingSummary
 
 PUBLISHED = ("generalization.csv", "generalization_paired.csv", "generalization.png", "generalization_summary.md")
@@ -58,12 +58,14 @@ def trained_precision(results_dir, loss: str, seed: int) -> str:
 
 def study_rows(results_dir) -> pd.DataFrame:
     """One row per (loss, seed) of a finished study: ``held_out``, ``study``, ``loss``, ``seed``,
-    ``trained_at`` (:func:`trained_at`), ``trained_in`` (:func:`trained_precision`; ``precision`` is the
+    ``trained_at`` (:func:`trained_at`), ``trained_on`` (the machine:
+    :func:`crack_utils.study.publishing.training_machines`), ``trained_in`` (:func:`trained_precision`; ``precision`` is the
     pooled metric), ``n_test``, the pooled metrics and the claim summaries of that model on its test set."""
     results_dir = Path(results_dir)
     config = read_study_config(results_dir)
     rows = [{"held_out": held_out_name(config), "study": config["name"], "loss": loss, "seed": seed,
              "trained_at": trained_at(results_dir, loss, seed),
+             "trained_on": ", ".join(training_machines(results_dir, [train_run(loss, seed)])) or NOT_RECORDED,
              "trained_in": trained_precision(results_dir, loss, seed), **run_summary(results_dir, loss, [seed])}
             for loss in config["losses"] for seed in config["seeds"]]
     return pd.DataFrame(rows)
@@ -94,7 +96,7 @@ def _mean_sd(values: pd.Series, digits: int) -> str:
 
 def generalization_summary(table: pd.DataFrame, paired: pd.DataFrame, reference: str = "distance") -> pd.DataFrame:
     """One row per held-out dataset: its test images and seeds (the fewest of any loss), the commits its
-    weights were trained at and the arithmetic they were trained in (``trained at``, ``trained in``;
+    weights were trained at, the machines and the arithmetic (``trained at``, ``trained on``, ``trained in``;
     :data:`NOT_RECORDED` for trainings without metadata; when the table has those columns), each of :data:`SUMMARY_METRICS` per loss as ``mean ± sd`` over seeds joined by
     `` / `` in the losses' order, and each paired comparison of ``reference`` (``paired``:
     :func:`generalization_paired`) as ``effect [interval], k of n seeds, p`` (``effect (one training)`` with
@@ -109,6 +111,8 @@ def generalization_summary(table: pd.DataFrame, paired: pd.DataFrame, reference:
         if "trained_at" in group:
             commits = group["trained_at"].str.split(", ").explode()
             row["trained at"] = ", ".join(sorted(set(commits)))
+        if "trained_on" in group:
+            row["trained on"] = ", ".join(sorted(set(group["trained_on"].str.split(", ").explode())))
         if "trained_in" in group:
             row["trained in"] = ", ".join(sorted(set(group["trained_in"])))
         for column, heading, digits in SUMMARY_METRICS:

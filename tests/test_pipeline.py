@@ -173,6 +173,7 @@ def test_the_generalization_summary_has_a_row_per_held_out_set_with_mean_sd_over
     rows = [{"held_out": held_out, "loss": loss, "seed": seed, "n_test": 10, "dice": dice, "fp_far_20px_share": 0.5,
              "betti0_error_mean": 1.0, "cldice_mean": 0.25,
              "trained_at": commits.get((held_out, seed), commits.get(held_out, "aaaaaaaaaa")),
+             "trained_on": "AMD EPYC (AVX2)" if held_out == "cfd" else "Xeon (AVX512)",
              "trained_in": "bf16 autocast" if (held_out, seed) == ("gaps", 1) else "fp32", "precision": 0.5}
             for held_out, losses in {"gaps": {"dice": [0.4, 0.6, 0.5], "distance": [0.3, 0.3, 0.3]},
                                      "cfd": {"dice": [0.2], "distance": [0.1]}}.items()
@@ -186,6 +187,7 @@ def test_the_generalization_summary_has_a_row_per_held_out_set_with_mean_sd_over
     assert list(summary.index) == ["cfd", "gaps"] and summary.loc["gaps", "seeds"] == 3
     assert summary.loc["gaps", "trained at"] == "aaaaaaaaaa, bbbbbbbbbb, cccccccccc"
     assert summary.loc["cfd", "trained at"] == "not recorded"
+    assert summary.loc["gaps", "trained on"] == "Xeon (AVX512)" and summary.loc["cfd", "trained on"] == "AMD EPYC (AVX2)"
     assert summary.loc["gaps", "trained in"] == "bf16 autocast, fp32" and summary.loc["cfd", "trained in"] == "fp32"
     assert summary.loc["gaps", "pooled Dice (dice / distance)"] == "0.500 ± 0.100 / 0.300 ± 0.000"
     assert summary.loc["cfd", "pooled Dice (dice / distance)"] == "0.200 / 0.100"  # one seed: no sd
@@ -193,9 +195,10 @@ def test_the_generalization_summary_has_a_row_per_held_out_set_with_mean_sd_over
     assert summary.loc["gaps", "distance - dice, per-image Dice"] == "-0.200 [-0.250, -0.100], 3 of 3 seeds, p = 0.012"
     assert summary.loc["cfd", "distance - dice, per-image Dice"] == "-0.100 (one training)"
     markdown = generalization.summary_markdown(summary.reset_index()).splitlines()
-    assert markdown[0].startswith("| held_out | test images | seeds | trained at | trained in | pooled Dice")
-    assert markdown[1].count("---") == 10
-    assert markdown[2].startswith("| cfd | 10 | 1 | not recorded | fp32 | 0.200 / 0.100 |") and len(markdown) == 4
+    assert markdown[0].startswith("| held_out | test images | seeds | trained at | trained on | trained in | pooled Dice")
+    assert markdown[1].count("---") == 11
+    assert markdown[2].startswith("| cfd | 10 | 1 | not recorded | AMD EPYC (AVX2) | fp32 | 0.200 / 0.100 |")
+    assert len(markdown) == 4
 
 
 def test_trained_at_names_the_commits_that_trained_the_weights(tmp_path):

@@ -292,6 +292,28 @@ def test_provenance_of_a_training_is_who_trained_its_weights(tmp_path):
     assert "2 different commits" in provenance_html(commits)
 
 
+def test_the_study_page_names_the_machines_that_trained_it_and_warns_when_they_differ(tmp_path):
+    from crack_utils.study.publishing import machines_html, training_machines
+
+    amd = {"cpu_model": "AMD EPYC", "cpu_isa": "AVX2"}
+    xeon = {"cpu_model": "Intel(R) Xeon(R) Processor", "cpu_isa": "AVX512"}
+    for name, segments in {"bce-seed0": [amd], "dice-seed0": [amd, xeon]}.items():
+        folder = tmp_path / "03_train" / name
+        folder.mkdir(parents=True)
+        (folder / "run_metadata.json").write_text(json.dumps({
+            "device": {"cpu_model": "rerun machine"}, "weights_trained_by": [{"device": d} for d in segments]}))
+    evaluation = tmp_path / "04_evaluate" / "bce-seed0"
+    evaluation.mkdir(parents=True)
+    (evaluation / "run_metadata.json").write_text(json.dumps({"device": {"cpu_model": "GPU box", "gpu": "H100"}}))
+    runs = ["03_train/bce-seed0", "03_train/dice-seed0", "04_evaluate/bce-seed0", "03_train/absent-seed0"]
+    machines = training_machines(tmp_path, runs)
+    assert machines == {"AMD EPYC (AVX2)": ["03_train/bce-seed0", "03_train/dice-seed0"],
+                        "Intel(R) Xeon(R) Processor (AVX512)": ["03_train/dice-seed0"]}
+    assert "2 kinds of machine" in machines_html(machines)
+    assert machines_html({"AMD EPYC (AVX2)": ["03_train/bce-seed0"]}) == "<p>All trainings ran on AMD EPYC (AVX2).</p>"
+    assert machines_html({}) == ""
+
+
 def test_isa_check_control_is_bit_identical_and_the_table_names_each_setting():
     from crack_utils.tools.isa_check import compare
 

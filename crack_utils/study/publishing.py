@@ -38,6 +38,48 @@ def run_commits(results: Path, runs) -> dict:
     return commits
 
 
+def machine_name(device: dict) -> str:
+    """The machine a ``device`` record of ``run_metadata.json`` names: the GPU, else the CPU model with the
+    instruction set torch used (``AMD EPYC (AVX2)``); ``unknown`` without a record."""
+    if device.get("gpu"):
+        return device["gpu"]
+    model = device.get("cpu_model") or "unknown"
+    return f"{model} ({device['cpu_isa']})" if device.get("cpu_isa") else model
+
+
+def training_machines(results: Path, runs) -> dict:
+    """``{machine (:func:`machine_name`): [run names]}`` of the trainings among ``runs`` (pipeline runs or run
+    names under ``03_train/``): the machines of the segments that trained their weights
+    (``weights_trained_by``), else the run's own. Runs without metadata are left out."""
+    machines: dict = {}
+    for run in runs:
+        name = getattr(run, "name", run)
+        path = Path(results) / name / METADATA
+        if not Path(name).parts[0].startswith("03_train") or not path.is_file():
+            continue
+        meta = json.loads(path.read_text())
+        devices = [seg.get("device") or {} for seg in meta.get("weights_trained_by") or []] or [meta.get("device") or {}]
+        for device in devices:
+            names = machines.setdefault(machine_name(device), [])
+            if name not in names:
+                names.append(name)
+    return machines
+
+
+def machines_html(machines: dict) -> str:
+    """A paragraph naming the machines the trainings ran on; a warning when there are several, since a
+    comparison paired by seed then mixes machines wherever a seed's losses trained on different ones (the
+    same training moves by about the seed spread from one CPU to another: results/README.md, xcheck)."""
+    if not machines:
+        return ""
+    if len(machines) == 1:
+        return f"<p>All trainings ran on {next(iter(machines))}.</p>"
+    detail = "".join(f"<li>{m}: {', '.join(names)}</li>" for m, names in machines.items())
+    return (f"<p><b>Note: the trainings of this study ran on {len(machines)} kinds of machine</b>; where a "
+            f"seed's losses trained on different machines, their comparison mixes the machine with the loss."
+            f"</p><ul>{detail}</ul>")
+
+
 def provenance_html(commits: dict) -> str:
     """A paragraph naming the commits; a warning when the runs come from more than one."""
     if not commits:
@@ -84,7 +126,8 @@ def publish(report_dir: Path, results: Path, runs: list[Run], wall_seconds: floa
     from html import escape as html_escape
 
     copy_published(report_dir, results, PUBLISHED)
-    provenance = provenance_html(run_commits(results, [r for r in runs if r.stage in ("train", "evaluate")]))
+    provenance = (provenance_html(run_commits(results, [r for r in runs if r.stage in ("train", "evaluate")]))
+                  + machines_html(training_machines(results, [r for r in runs if r.stage == "train"])))
     links = []
     for run in runs:
         executed = Path(run.name) / Path(run.notebook).name
