@@ -49,8 +49,8 @@ CONVERGED = "converged"
 #: What a converged training must have done to count (issue 25): at least this many full passes, and its
 #: history on the plateau (:func:`crack_utils.training.plateau_status`).
 MIN_CONVERGED_PASSES = 6
-#: Table 1's losses: the headline needs every one of them.
-TABLE1_LOSSES = ("bce", "dice", "distance")
+#: Table 1's losses (:data:`crack_utils.paper.TABLE1_LOSSES`): the headline needs every one of them.
+TABLE1_LOSSES = paper.TABLE1_LOSSES
 #: The losses as the paper names them.
 LOSS_NAMES = {"bce": "Binary cross-entropy", "dice": "Dice", "distance": "Distance-based (α = 4)"}
 VERDICTS = ("supported", "not supported", "not tested")

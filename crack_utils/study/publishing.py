@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from crack_utils.study.freshness import METADATA
-from crack_utils.study.layout import PUBLISHED, REPORT_PAGE
+from crack_utils.study.layout import PUBLISHED, REPORT_PAGE, TRAIN
 
 
 def run_commits(results: Path, runs) -> dict:
@@ -55,7 +55,7 @@ def training_machines(results: Path, runs) -> dict:
     for run in runs:
         name = getattr(run, "name", run)
         path = Path(results) / name / METADATA
-        if not Path(name).parts[0].startswith("03_train") or not path.is_file():
+        if Path(name).parts[0] != TRAIN or not path.is_file():
             continue
         meta = json.loads(path.read_text())
         devices = [seg.get("device") or {} for seg in meta.get("weights_trained_by") or []] or [meta.get("device") or {}]
