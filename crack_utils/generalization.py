@@ -27,6 +27,10 @@ from crack_utils.study.layout import (GENERALIZATION, REPORT_PAGE, STUDY_CONFIG,
 from crack_utils.study.publishing import run_commits, training_machines
 from crack_utils.training_records import TrainingSummary
 
+#: The per-image measures :func:`generalization_paired` compares: (column, the evaluation's file that holds it).
+#: Dice for overlap (higher is better) and the Betti-0 error for continuity (lower is better: the paper's
+#: fewer fragments).
+PAIRED_METRICS = (("dice", "per_image.csv"), ("betti0_error", "claims.csv"))
 PUBLISHED = ("generalization.csv", "generalization_paired.csv", "generalization.png", "generalization_summary.md")
 #: The columns of :func:`generalization_summary` besides the held-out set: (column of the table, heading, digits).
 SUMMARY_METRICS = (("dice", "pooled Dice", 3), ("fp_far_20px_share", "FP pixels > 20 px from a crack", 3),
@@ -77,14 +81,17 @@ def generalization_table(results_dirs) -> pd.DataFrame:
 
 
 def generalization_paired(results_dirs, reference: str = "distance") -> pd.DataFrame:
-    """Per study: ``reference`` against each other loss on per-image Dice over the held-out test set
-    paired by seed and image with trainings as the unit (:func:`crack_utils.report.paired_comparisons`: no
-    interval or p-value with fewer than 3 seeds), with a ``held_out`` column."""
+    """Per study: ``reference`` against each other loss on each of :data:`PAIRED_METRICS` per image over the
+    held-out test set, paired by seed and image with trainings as the unit
+    (:func:`crack_utils.report.paired_comparisons`: no interval or p-value with fewer than 3 seeds), with a
+    ``held_out`` column; ``metric`` says which measure (``per-image dice``, ``per-image betti0_error``)."""
     frames = []
     for d in results_dirs:
         config = read_study_config(Path(d))
-        paired = paired_comparisons(Path(d), config["losses"], config["seeds"], reference=reference)
-        frames.append(paired.assign(held_out=held_out_name(config)))
+        for metric, file in PAIRED_METRICS:
+            paired = paired_comparisons(Path(d), config["losses"], config["seeds"], reference=reference,
+                                        metric=metric, file=file)
+            frames.append(paired.assign(held_out=held_out_name(config)))
     out = pd.concat(frames, ignore_index=True)
     return out[["held_out", *[c for c in out.columns if c != "held_out"]]]
 
@@ -124,7 +131,7 @@ def generalization_summary(table: pd.DataFrame, paired: pd.DataFrame, reference:
                 text += f" [{r.ci_low:+.3f}, {r.ci_high:+.3f}], {r.seeds_agree} seeds, p = {r.p_seeds:.2g}"
             else:
                 text += f" ({r.evidence})"
-            row[f"{r.comparison}, per-image Dice"] = text
+            row[f"{r.comparison}, {r.metric}"] = text
         rows.append(row)
     return pd.DataFrame(rows)
 

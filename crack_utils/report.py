@@ -75,8 +75,10 @@ def compare_trainings(results, a: str, b: str, seeds, metric: str = "dice", file
     return hierarchical_paired(paired_differences(results, a, b, seeds, metric, file))
 
 
-def paired_comparisons(results, losses, seeds, reference: str = "distance", metric: str = "dice") -> pd.DataFrame:
-    """``reference`` against every other loss on per-image ``metric``, paired by seed and image, with
+def paired_comparisons(results, losses, seeds, reference: str = "distance", metric: str = "dice",
+                       file: str = "per_image.csv") -> pd.DataFrame:
+    """``reference`` against every other loss on per-image ``metric`` (a column of each evaluation's ``file``:
+    ``per_image.csv`` or, for the claim metrics such as ``betti0_error``, ``claims.csv``), paired by seed and image, with
     trainings as the unit of evidence (:func:`crack_utils.stats.hierarchical_paired`: a two-level bootstrap
     interval, the per-seed differences, how many seeds agree in sign, a t-test over seeds, and a verdict;
     no interval or p-value with fewer than 3 seeds)."""
@@ -84,7 +86,7 @@ def paired_comparisons(results, losses, seeds, reference: str = "distance", metr
     if reference not in losses:
         return pd.DataFrame(columns=columns)
     rows = [{"comparison": f"{reference} - {other}", "metric": f"per-image {metric}",
-             **compare_trainings(results, reference, other, seeds, metric)}
+             **compare_trainings(results, reference, other, seeds, metric, file)}
             for other in losses if other != reference]
     return pd.DataFrame(rows, columns=columns)
 

@@ -122,14 +122,21 @@ def test_the_lodo_table_gives_mean_and_sd_over_seeds_and_counts_the_fewest_train
     assert "before the augmentation fix" in overview._lodo_trainings({"gaps": 1})
     assert overview._lodo_trainings({}) == "no leave-one-dataset-out study committed"
     pd.DataFrame([
-        {"held_out": "cfd", "comparison": "distance - bce", "mean_diff": -0.02, "ci_low": -0.05, "ci_high": 0.01,
-         "seeds_agree": "2 of 3", "p_seeds": 0.41, "n_seeds": 3, "evidence": "not supported"},
-        {"held_out": "gaps", "comparison": "distance - bce", "mean_diff": 0.01, "ci_low": float("nan"),
-         "ci_high": float("nan"), "seeds_agree": "1 of 1", "p_seeds": float("nan"), "n_seeds": 1,
-         "evidence": "one training"}]).to_csv(tmp_path / "lodo" / "generalization_paired.csv", index=False)
+        {"held_out": "cfd", "comparison": "distance - bce", "metric": "per-image dice", "mean_diff": -0.02,
+         "ci_low": -0.05, "ci_high": 0.01, "seeds_agree": "2 of 3", "p_seeds": 0.41, "n_seeds": 3, "evidence": "not supported"},
+        {"held_out": "gaps", "comparison": "distance - bce", "metric": "per-image dice", "mean_diff": 0.01,
+         "ci_low": float("nan"), "ci_high": float("nan"), "seeds_agree": "1 of 1", "p_seeds": float("nan"), "n_seeds": 1,
+         "evidence": "one training"},
+        {"held_out": "cfd", "comparison": "distance - bce", "metric": "per-image betti0_error", "mean_diff": -0.4,
+         "ci_low": -0.6, "ci_high": -0.2, "seeds_agree": "3 of 3", "p_seeds": 0.02, "n_seeds": 3, "evidence": "supported"},
+        ]).to_csv(tmp_path / "lodo" / "generalization_paired.csv", index=False)
     paired = overview.lodo_table(tmp_path).set_index("held_out")["distance − bce, per-image Dice"]
     assert paired["cfd"] == "-0.020 [-0.050, +0.010], 2 of 3 seeds agree, p = 0.41"
-    assert paired["gaps"] == "+0.010 (one training)"
+    assert paired["gaps"] == "+0.010 (one training)"  # the Betti-0 rows are not in the Dice column
+    row = overview.generalization_row(tmp_path)
+    assert "per-image Dice on the held-out set: ahead on 1 of 2" in row["evidence"]
+    assert "Betti-0 error: lower on 1 of 1, significantly on 1" in row["evidence"]
+    assert row["verdict"] == "not tested"  # gaps rests on one training
 
 
 def _converged_copy(tmp_path, passes=8, rises=(0.0, 0.0)):

@@ -145,7 +145,9 @@ def test_tiny_study_end_to_end():
     table = pd.read_csv(gen_out / "generalization.csv")
     assert table.loss.tolist() == ["bce", "dice", "distance"] and set(table.held_out) == {"in-distribution"}
     assert (table.n_test == len(manifest[manifest.split == "test"])).all()
-    assert pd.read_csv(gen_out / "generalization_paired.csv").comparison.tolist() == ["distance - bce", "distance - dice"]
+    paired = pd.read_csv(gen_out / "generalization_paired.csv")
+    assert paired.comparison.tolist() == ["distance - bce", "distance - dice"] * 2
+    assert paired.metric.tolist() == ["per-image dice"] * 2 + ["per-image betti0_error"] * 2
     assert (gen_out / "generalization.png").is_file() and (gen_out / "06_generalization" / "06_generalization.html").is_file()
     assert (gen_out / "generalization_summary.md").read_text().count("| in-distribution |") == 1
     assert not str(REPO) in (gen_out / "06_generalization" / "06_generalization.ipynb").read_text()
@@ -179,10 +181,16 @@ def test_the_generalization_summary_has_a_row_per_held_out_set_with_mean_sd_over
                                      "cfd": {"dice": [0.2], "distance": [0.1]}}.items()
             for loss, dices in losses.items() for seed, dice in enumerate(dices)]
     paired = pd.DataFrame([
-        {"held_out": "gaps", "comparison": "distance - dice", "mean_diff": -0.2, "ci_low": -0.25, "ci_high": -0.1,
-         "p_seeds": 0.012, "n_seeds": 3, "seeds_agree": "3 of 3", "evidence": "supported"},
-        {"held_out": "cfd", "comparison": "distance - dice", "mean_diff": -0.1, "ci_low": float("nan"),
-         "ci_high": float("nan"), "p_seeds": float("nan"), "n_seeds": 1, "seeds_agree": "1 of 1", "evidence": "one training"}])
+        {"held_out": "gaps", "comparison": "distance - dice", "metric": "per-image dice", "mean_diff": -0.2,
+         "ci_low": -0.25, "ci_high": -0.1, "p_seeds": 0.012, "n_seeds": 3, "seeds_agree": "3 of 3", "evidence": "supported"},
+        {"held_out": "cfd", "comparison": "distance - dice", "metric": "per-image dice", "mean_diff": -0.1,
+         "ci_low": float("nan"), "ci_high": float("nan"), "p_seeds": float("nan"), "n_seeds": 1, "seeds_agree": "1 of 1",
+         "evidence": "one training"},
+        {"held_out": "gaps", "comparison": "distance - dice", "metric": "per-image betti0_error", "mean_diff": -0.5,
+         "ci_low": -0.9, "ci_high": -0.2, "p_seeds": 0.03, "n_seeds": 3, "seeds_agree": "3 of 3", "evidence": "supported"},
+        {"held_out": "cfd", "comparison": "distance - dice", "metric": "per-image betti0_error", "mean_diff": 0.25,
+         "ci_low": float("nan"), "ci_high": float("nan"), "p_seeds": float("nan"), "n_seeds": 1, "seeds_agree": "1 of 1",
+         "evidence": "one training"}])
     summary = generalization.generalization_summary(pd.DataFrame(rows), paired).set_index("held_out")
     assert list(summary.index) == ["cfd", "gaps"] and summary.loc["gaps", "seeds"] == 3
     assert summary.loc["gaps", "trained at"] == "aaaaaaaaaa, bbbbbbbbbb, cccccccccc"
@@ -192,11 +200,12 @@ def test_the_generalization_summary_has_a_row_per_held_out_set_with_mean_sd_over
     assert summary.loc["gaps", "pooled Dice (dice / distance)"] == "0.500 ± 0.100 / 0.300 ± 0.000"
     assert summary.loc["cfd", "pooled Dice (dice / distance)"] == "0.200 / 0.100"  # one seed: no sd
     assert summary.loc["gaps", "mean Betti-0 error (dice / distance)"] == "1.00 ± 0.00 / 1.00 ± 0.00"
-    assert summary.loc["gaps", "distance - dice, per-image Dice"] == "-0.200 [-0.250, -0.100], 3 of 3 seeds, p = 0.012"
-    assert summary.loc["cfd", "distance - dice, per-image Dice"] == "-0.100 (one training)"
+    assert summary.loc["gaps", "distance - dice, per-image dice"] == "-0.200 [-0.250, -0.100], 3 of 3 seeds, p = 0.012"
+    assert summary.loc["cfd", "distance - dice, per-image dice"] == "-0.100 (one training)"
+    assert summary.loc["gaps", "distance - dice, per-image betti0_error"] == "-0.500 [-0.900, -0.200], 3 of 3 seeds, p = 0.03"
     markdown = generalization.summary_markdown(summary.reset_index()).splitlines()
     assert markdown[0].startswith("| held_out | test images | seeds | trained at | trained on | trained in | pooled Dice")
-    assert markdown[1].count("---") == 11
+    assert markdown[1].count("---") == 12
     assert markdown[2].startswith("| cfd | 10 | 1 | not recorded | AMD EPYC (AVX2) | fp32 | 0.200 / 0.100 |")
     assert len(markdown) == 4
 
