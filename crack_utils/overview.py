@@ -429,9 +429,11 @@ def _training_length(results: Path, headline: str, link, image) -> str:
                 f"learning rate ({link(CONVERGED + '/' + layout.REPORT_PAGE, CONVERGED + '/')}).")
         figure = f"{CONVERGED}/training_length.png"
     else:
+        done = int(converged_trainings(results)["converged"].sum())
         note = ("One seed per loss, up to 10 passes with the paper's constant learning rate "
-                f"({link('convergence/' + layout.REPORT_PAGE, 'convergence/')}); the 3-seed study at convergence "
-                "(configs/converged.yaml) is growing.")
+                f"({link('convergence/' + layout.REPORT_PAGE, 'convergence/')}). The study at convergence "
+                f"(configs/converged.yaml) takes the headline once it has {MIN_SEEDS_FOR_INFERENCE} trainings per "
+                f"loss on their plateau; {done} trainings are committed on their plateau.")
         figure = "convergence/training_length.png"
     return (f"<h2>Training length</h2><p class='note'>{note}</p>\n"
             + image(figure, "Test Dice against passes over the training split"))
