@@ -18,24 +18,31 @@ from crack_utils.study.freshness import METADATA
 from crack_utils.study.layout import PUBLISHED, REPORT_PAGE, TRAIN
 
 
-def run_commits(results: Path, runs) -> dict:
-    """``{commit (short, "+dirty" when the tree had changes): [run names]}`` from the runs' metadata; for a
-    training, the commits of the segments that trained its weights (``weights_trained_by``), not of a rerun
-    that only re-entered it. ``runs``: pipeline runs or run names relative to ``results``
-    (``03_train/dice-seed0``); runs without metadata are left out."""
-    commits: dict = {}
+def _group_by_segments(results: Path, runs, field: str, key) -> dict:
+    """``{key(record): [run names]}`` over the ``field`` records (``"git"``, ``"device"``) of each run's
+    ``run_metadata.json``: for a training, those of the segments that trained its weights
+    (``weights_trained_by``), not of a rerun that only re-entered it. ``runs``: pipeline runs or run names
+    relative to ``results`` (``03_train/dice-seed0``); runs without metadata are left out."""
+    groups: dict = {}
     for run in runs:
         name = getattr(run, "name", run)
         path = Path(results) / name / METADATA
         if not path.is_file():
             continue
         meta = json.loads(path.read_text())
-        gits = [seg.get("git") or {} for seg in meta.get("weights_trained_by") or []] or [meta.get("git") or {}]
-        for git in gits:
-            key = (git.get("commit") or "unknown")[:10] + ("+dirty" if git.get("dirty") else "")
-            if name not in commits.setdefault(key, []):
-                commits[key].append(name)
-    return commits
+        records = [seg.get(field) or {} for seg in meta.get("weights_trained_by") or []] or [meta.get(field) or {}]
+        for record in records:
+            names = groups.setdefault(key(record), [])
+            if name not in names:
+                names.append(name)
+    return groups
+
+
+def run_commits(results: Path, runs) -> dict:
+    """``{commit (short, "+dirty" when the tree had changes): [run names]}`` of ``runs``
+    (:func:`_group_by_segments`: a training's commits are those that trained its weights)."""
+    return _group_by_segments(results, runs, "git", lambda git: (git.get("commit") or "unknown")[:10]
+                              + ("+dirty" if git.get("dirty") else ""))
 
 
 def machine_name(device: dict) -> str:
@@ -48,22 +55,10 @@ def machine_name(device: dict) -> str:
 
 
 def training_machines(results: Path, runs) -> dict:
-    """``{machine (:func:`machine_name`): [run names]}`` of the trainings among ``runs`` (pipeline runs or run
-    names under ``03_train/``): the machines of the segments that trained their weights
-    (``weights_trained_by``), else the run's own. Runs without metadata are left out."""
-    machines: dict = {}
-    for run in runs:
-        name = getattr(run, "name", run)
-        path = Path(results) / name / METADATA
-        if Path(name).parts[0] != TRAIN or not path.is_file():
-            continue
-        meta = json.loads(path.read_text())
-        devices = [seg.get("device") or {} for seg in meta.get("weights_trained_by") or []] or [meta.get("device") or {}]
-        for device in devices:
-            names = machines.setdefault(machine_name(device), [])
-            if name not in names:
-                names.append(name)
-    return machines
+    """``{machine (:func:`machine_name`): [run names]}`` of the trainings among ``runs`` (those under
+    ``03_train/``; :func:`_group_by_segments`: the machines of the segments that trained their weights)."""
+    trainings = [run for run in runs if Path(getattr(run, "name", run)).parts[0] == TRAIN]
+    return _group_by_segments(results, trainings, "device", machine_name)
 
 
 def machines_html(machines: dict) -> str:
