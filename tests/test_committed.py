@@ -253,10 +253,11 @@ def test_a_figure_is_stored_with_a_palette_that_looks_the_same(tmp_path):
     assert committed.slim_study(tmp_path)["palettes"] == 0
 
 
-def test_the_converged_protocol_trains_in_fp32_on_every_machine():
+def test_the_converged_protocol_trains_in_one_precision_on_every_machine():
     # converged/ grows over sessions on two kinds of CPU; amp: auto would train in bf16 on the one with native
-    # bf16 (AMX) and in fp32 on the other, mixing precisions within the headline study (configs/converged.yaml).
+    # bf16 (AMX) and in fp32 on the other, mixing precisions within the headline study (configs/converged.yaml
+    # pins bf16 autocast: 2.3x faster on the AMX Xeon, and what CUDA trains in).
     from crack_utils.study.config import load_config
 
     config = load_config(repo_root() / "configs" / "converged.yaml")
-    assert config["training"]["amp"] is False
+    assert config["training"]["amp"] is True
