@@ -38,6 +38,7 @@ from crack_utils.report import compare_trainings
 from crack_utils.stats import MIN_SEEDS_FOR_INFERENCE
 from crack_utils.study import layout
 from crack_utils.study.layout import read_study_config
+from crack_utils.training import PLATEAU_GAIN, PLATEAU_PASSES
 from crack_utils.training_length import plateau_table
 from crack_utils.training_records import TrainingSummary
 
@@ -436,7 +437,29 @@ def _training_length(results: Path, headline: str, link, image) -> str:
                 f"loss on their plateau; {done} trainings are committed on their plateau.")
         figure = "convergence/training_length.png"
     return (f"<h2>Training length</h2><p class='note'>{note}</p>\n"
-            + image(figure, "Test Dice against passes over the training split"))
+            + image(figure, "Test Dice against passes over the training split") + _plateau_section(results))
+
+
+def plateau_rows(results: Path, study: str = CONVERGED) -> pd.DataFrame:
+    """The plateau test of each finished training of ``study`` (:func:`converged_trainings`), for reading:
+    loss, seed, passes, the rise of the best validation Dice over the last two passes and the verdict."""
+    trainings = converged_trainings(results, study)
+    return pd.DataFrame({
+        "loss": [LOSS_NAMES.get(l, l) for l in trainings["loss"]], "seed": trainings["seed"].astype(int),
+        "passes": [f"{p:g}" for p in trainings["passes"]],
+        f"best validation Dice, rise over the last {PLATEAU_PASSES} passes": [f"{g:+.4f}" for g in trainings["gain"]],
+        "on its plateau": ["yes" if c else ("plateau, too short" if p else "no")
+                           for c, p in zip(trainings["converged"], trainings["plateau"])]})
+
+
+def _plateau_section(results: Path) -> str:
+    """Every finished training of the converged study against the plateau rule, or nothing before the first."""
+    rows = plateau_rows(results)
+    if rows.empty:
+        return ""
+    return (f"\n<p class='note'>The trainings of {CONVERGED}/ so far, against the plateau rule (the best validation "
+            f"Dice rose by less than {PLATEAU_GAIN} over the last {PLATEAU_PASSES} passes, and at least "
+            f"{MIN_CONVERGED_PASSES} passes; from each training's history.csv):</p>\n" + _table(rows))
 
 
 def build_page(results: str | Path) -> str:

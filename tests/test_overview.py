@@ -171,6 +171,9 @@ def test_the_headline_moves_to_the_converged_study_only_when_every_loss_has_thre
     assert len(verdicts) == 2 * (len(overview.CLAIMS) + 2)  # the converged verdict and the one-pass one per claim
     assert "training_length.png" in page and "convergence/training_length.png" in page  # converged/ has no curve here
     assert "15 trainings are committed on their plateau" in page  # the curve's note counts them
+    plateau = overview.plateau_rows(results)  # and a table lists each against the rule
+    assert len(plateau) == 15 and set(plateau["on its plateau"]) == {"yes"}
+    assert "<th>best validation Dice, rise over the last 2 passes</th>" in page and page.count("<td>+0.0000</td>") == 15
     import shutil
     shutil.copy(results / "convergence" / "training_length.png", results / "converged" / "training_length.png")
     assert "converged/training_length.png" in overview.build_page(results)
@@ -187,5 +190,8 @@ def test_short_or_still_rising_trainings_keep_the_one_pass_headline(tmp_path):
     assert overview.headline_study(_converged_copy(tmp_path / "short", passes=5)) == "seeds"  # < 6 passes
     rising = _converged_copy(tmp_path / "rising", rises=(0.003, 0.003))  # +0.006 over the last two passes
     assert not overview.converged_trainings(rising)["converged"].any()
+    assert set(overview.plateau_rows(rising)["on its plateau"]) == {"no"}
+    short = overview.plateau_rows(tmp_path / "short")
+    assert set(short["on its plateau"]) == {"plateau, too short"} and set(short["passes"]) == {"5"}
     assert overview.headline_study(rising) == "seeds"
     assert overview.headline_study(_converged_copy(tmp_path / "flat", rises=(0.002, 0.002))) == "converged"
