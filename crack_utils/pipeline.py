@@ -45,9 +45,11 @@ from crack_utils.study.watch import Watcher
 from crack_utils.training import snapshot_name
 
 
-def plan(config: dict) -> list[Run]:
+def plan(config: dict, repo: Path | None = None) -> list[Run]:
     """The notebook runs of a study config, in an order that respects their ``deps`` (paths relative to the
-    repository root): data -> distance maps; data -> train -> evaluate (per training and budget); all -> report."""
+    repository root): data -> distance maps; data -> train -> evaluate (per training and budget); all -> report.
+    With ``training.plateau_max_epochs`` each training's EPOCHS come from its finished run under ``repo``
+    (default: this repository) too (:func:`planned_epochs`)."""
     base = layout.study_dir(config["name"])
     data_dir = layout.data_dir(base).as_posix()
     data, dist, train, ev = config["data"], config["distance"], config["training"], config["evaluation"]
@@ -81,6 +83,10 @@ def plan(config: dict) -> list[Run]:
             "DETERMINISTIC": train["deterministic"], "AMP": train["amp"], "NORMALIZATION": item["normalization"],
             "RADIUS": item["radius"], "SNAPSHOT_EPOCHS": list(train["snapshot_epochs"] or []),
             "LR_SCHEDULE": train["lr_schedule"], "BATCHES": train["batches"]}, deps=(layout.DATA,)))
+        if train["plateau_max_epochs"] is not None:
+            runs[-1].parameters["EPOCHS"] = planned_epochs((repo or repo_root()) / base, runs[-1], train["epochs"],
+                                                           train["plateau_max_epochs"])
+        epochs = runs[-1].parameters["EPOCHS"]
         evaluate = {"DATA_DIR": data_dir, "TRAIN_DIR": layout.train_dir(base, name, seed).as_posix(),
                     "CHECKPOINT_DIR": checkpoints, "CHECKPOINT": ev["checkpoint"],
                     "THRESHOLD": ev["threshold"], "EXTRA_FOLDER": ev["extra_folder"], "DEVICE": train["device"],
@@ -89,7 +95,7 @@ def plan(config: dict) -> list[Run]:
         # training-length study (Table 1's losses): the best weights as of each budget, unless that is the
         # finished training's own evaluation (layout.budget_run)
         budgets = [k for k in train["snapshot_epochs"] or [] if name in config["losses"]
-                   and layout.budget_run(name, k, train["epochs"], ev["checkpoint"]) != name]
+                   and layout.budget_run(name, k, epochs, ev["checkpoint"]) != name]
         for epoch in budgets:
             runs.append(Run("evaluate", layout.evaluation_run(name, seed, epoch),
                             dict(evaluate, CHECKPOINT=snapshot_name(epoch).removesuffix(".pt"), EXTRA_FOLDER=None),
@@ -101,6 +107,29 @@ def plan(config: dict) -> list[Run]:
         "VARIANT_SEEDS": variant_seeds(config),
         "BUDGET_EPOCHS": list(train["snapshot_epochs"] or [])}, deps=tuple(r.name for r in runs)))
     return runs
+
+
+def planned_epochs(study: Path, run: Run, epochs: int, max_epochs: int) -> int:
+    """EPOCHS of training ``run`` of a study trained to the plateau (``training.plateau_max_epochs``), from
+    the history of its finished run in ``study`` when that run had the same parameters but EPOCHS and
+    SNAPSHOT_EPOCHS (:func:`crack_utils.training.epochs_to_plateau`); ``epochs`` for a new training or one
+    whose other parameters changed (it is trained afresh)."""
+    import pandas as pd
+
+    from crack_utils.study.freshness import METADATA
+    from crack_utils.training import epochs_to_plateau
+
+    folder = study / run.name
+    try:
+        recorded = json.loads((folder / METADATA).read_text())["parameters"]
+        history = pd.read_csv(folder / "history.csv")
+    except (FileNotFoundError, KeyError, ValueError):
+        return int(epochs)
+    lengths = ("EPOCHS", "SNAPSHOT_EPOCHS")
+    planned = json.loads(json.dumps(run.parameters, default=str))  # as recorded: JSON types
+    if any(k not in recorded or recorded[k] != v for k, v in planned.items() if k not in lengths):
+        return int(epochs)
+    return epochs_to_plateau(history, epochs, max_epochs)
 
 
 def run_specs(config: dict) -> dict:
@@ -128,6 +157,20 @@ def study_runs(config: dict, stages: list[str] | None = None) -> list[Run]:
     prefix = config["name"] + "/"
     return [Run(r.stage, prefix + r.name, r.parameters, tuple(prefix + d for d in r.deps))
             for r in plan(config) if stages is None or r.stage in stages]
+
+
+def replanner(configs: list[dict], stages: list[str] | None = None):
+    """``replan(run)`` for :func:`~crack_utils.study.executor.run_in_process`: ``run`` as :func:`study_runs`
+    plans it now, from what is on disk (a training trained to its plateau is planned from its history);
+    None for a study whose trainings are not planned from their histories."""
+    extending = [c for c in configs if c["training"]["plateau_max_epochs"] is not None]
+
+    def replan(run: Run) -> Run | None:
+        for config in extending:
+            if run.name.startswith(config["name"] + "/"):
+                return next((r for r in study_runs(config, stages) if r.name == run.name), None)
+        return None
+    return replan if extending else None
 
 
 def run_studies(config_paths, stages: list[str] | None = None, progress: bool = True, *, force=None,
@@ -182,7 +225,8 @@ def run_studies(config_paths, stages: list[str] | None = None, progress: bool = 
                 if client is not None:
                     outcomes = run_on_dask(client, runs, root, repo, force, finished, after=after)
                 else:
-                    outcomes = run_in_process(runs, root, repo, force, progress, finished, after=after)
+                    outcomes = run_in_process(runs, root, repo, force, progress, finished, after=after,
+                                              replan=replanner(configs, stages))
             wall = time.perf_counter() - t0
             for config in configs:
                 results = repo / layout.study_dir(config["name"])
@@ -205,6 +249,12 @@ def run_studies(config_paths, stages: list[str] | None = None, progress: bool = 
         failures = [o for o in outcomes if not o.ok]
         if failures:
             raise StudyError(failure_summary(failures))
+        if on_dask:  # Dask runs the graph as planned: a training that has to go on to its plateau waits for the next run
+            longer = [name for c in configs if c["training"]["plateau_max_epochs"] is not None
+                      for name, state in run_states(study_runs(c, ["train"]), root, repo).items() if state == "out of date"]
+            if longer:
+                print(f"{len(longer)} trainings are not on their plateau yet ({', '.join(longer)}): run the same "
+                      "command again to extend them from their checkpoints", flush=True)
         done = sum(o.status == "done" for o in outcomes)
         restored = sum(o.status == "restored" for o in outcomes)
         where = "; ".join(report_pointer(layout.study_dir(n), repo, stages is None or "report" in stages) for n in names)

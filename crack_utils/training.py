@@ -397,6 +397,22 @@ def plateau_status(history: pd.DataFrame, gain: float = PLATEAU_GAIN, passes: in
             "plateau": rise < gain}
 
 
+def epochs_to_plateau(history: pd.DataFrame | None, epochs: int, max_epochs: int,
+                      step: int = PLATEAU_PASSES) -> int:
+    """How many epochs to plan for a constant-rate training that has to reach its plateau
+    (``training.plateau_max_epochs``): ``epochs`` while it has trained fewer (or has no ``history``); the
+    epochs it has when its history (one row per epoch, ``val_dice``) is on the plateau
+    (:func:`plateau_status`) or has ``max_epochs``; else ``step`` more, at most ``max_epochs``. Never fewer
+    than it has: a training is extended from its checkpoint, never shortened. A training planned so is
+    done when the number stops changing."""
+    trained = 0 if history is None else len(history)
+    if trained < epochs:
+        return int(epochs)
+    if trained >= max_epochs or plateau_status(history)["plateau"]:
+        return trained
+    return min(trained + int(step), int(max_epochs))
+
+
 def plateau_reached(history: pd.DataFrame) -> bool:
     """:func:`plateau_status`'s verdict (what notebook 03 writes into ``training_summary.json``)."""
     return bool(plateau_status(history)["plateau"])

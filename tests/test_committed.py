@@ -261,3 +261,5 @@ def test_the_converged_protocol_trains_in_one_precision_on_every_machine():
 
     config = load_config(repo_root() / "configs" / "converged.yaml")
     assert config["training"]["amp"] is True
+    # and each training goes on to its plateau (issue 25's rule), from 12 passes
+    assert config["training"]["epochs"] == 12 and config["training"]["plateau_max_epochs"] == 24

@@ -492,3 +492,17 @@ def test_a_snapshot_keeps_its_weights_when_best_pt_is_replaced(tmp_path):
     assert torch.load(best, weights_only=False)["epoch"] == 2 and snapshot.stat().st_ino != best.stat().st_ino
     training.keep_as(best, snapshot)  # relinking (a resumed epoch) replaces the snapshot atomically
     assert torch.load(snapshot, weights_only=False)["epoch"] == 2 and not list(tmp_path.glob(".tmp-*"))
+
+
+def test_epochs_to_plateau_extends_two_at_a_time_never_shortens():
+    import pandas as pd
+
+    def epochs(values, start=4, most=8):
+        return training.epochs_to_plateau(None if values is None else pd.DataFrame({"val_dice": values}), start, most)
+
+    assert epochs(None) == 4 and epochs([0.5, 0.6]) == 4                # new, or shorter than epochs
+    assert epochs([0.5, 0.6, 0.601, 0.603]) == 4                        # on the plateau (+0.003)
+    assert epochs([0.5, 0.6, 0.601, 0.62]) == 6                         # +0.02: two more
+    assert epochs([0.5, 0.6, 0.61, 0.62, 0.63, 0.64, 0.65]) == 8        # capped at the maximum
+    assert epochs([0.5, 0.6, 0.61, 0.62, 0.63, 0.64, 0.65, 0.7]) == 8   # at the maximum: done
+    assert epochs([0.1 * i for i in range(10)]) == 10                   # trained past it: kept, not shortened

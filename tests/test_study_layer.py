@@ -454,3 +454,82 @@ def test_the_last_line_points_to_the_report_page_only_when_there_is_one(tmp_path
     (tmp_path / "results" / "s" / "report.html").write_text("<h1>s</h1>")
     assert report_pointer("results/s", tmp_path, True) == "see results/s/report.html"
     assert report_pointer("results/s", tmp_path, False) == "see results/s/report.html (from an earlier report stage)"
+
+
+def _history_run(study: Path, run, val_dice, **changed):
+    """A finished training run of ``run`` in ``study`` whose history has ``val_dice`` per epoch and whose
+    recorded parameters are the run's, with ``changed`` ones."""
+    import pandas as pd
+
+    folder = study / run.name
+    folder.mkdir(parents=True, exist_ok=True)
+    parameters = dict(run.parameters, EPOCHS=len(val_dice), OUT_DIR="x", notebook="n", **changed)
+    (folder / freshness.METADATA).write_text(json.dumps({"run_id": "t", "parameters": parameters}))
+    pd.DataFrame({"epoch": range(1, len(val_dice) + 1), "val_dice": val_dice}).to_csv(folder / "history.csv", index=False)
+
+
+def test_a_training_to_its_plateau_is_planned_from_its_history(tmp_path):
+    # training.plateau_max_epochs: a finished training not on its plateau is planned two epochs longer (it is
+    # then extended from its checkpoint); one on it, or at the maximum, keeps its length; a changed parameter
+    # (it is trained afresh) or no history plans training.epochs
+    (tmp_path / "p.yaml").write_text("name: p\nlosses: [bce, dice]\n"
+                                     "training: {epochs: 4, plateau_max_epochs: 8, snapshot_epochs: [2]}\n")
+    config = load_config(tmp_path / "p.yaml")
+
+    def planned():
+        return {r.name: r.parameters["EPOCHS"] for r in plan(config, tmp_path) if r.stage == "train"}
+
+    assert planned() == {"03_train/bce-seed0": 4, "03_train/dice-seed0": 4}
+    study = tmp_path / "results" / "p"
+    runs = {r.name: r for r in plan(config, tmp_path)}
+    rising, flat = [0.5, 0.6, 0.61, 0.63], [0.5, 0.6, 0.601, 0.603]
+    _history_run(study, runs["03_train/bce-seed0"], rising)
+    _history_run(study, runs["03_train/dice-seed0"], flat)
+    assert planned() == {"03_train/bce-seed0": 6, "03_train/dice-seed0": 4}
+    _history_run(study, runs["03_train/bce-seed0"], rising + [0.64, 0.66])  # still rising at 6
+    assert planned()["03_train/bce-seed0"] == 8
+    _history_run(study, runs["03_train/bce-seed0"], rising + [0.64, 0.66, 0.67, 0.70])  # the maximum
+    assert planned()["03_train/bce-seed0"] == 8
+    _history_run(study, runs["03_train/dice-seed0"], rising, LR=0.001)  # another training: afresh
+    assert planned()["03_train/dice-seed0"] == 4
+    budgets = [r.name for r in plan(config, tmp_path) if r.name.startswith("04_evaluate/bce-epoch")]
+    assert budgets == ["04_evaluate/bce-epoch2-seed0"]
+    (tmp_path / "bad.yaml").write_text("training: {epochs: 4, plateau_max_epochs: 3}\n")
+    with pytest.raises(Exception, match="plateau_max_epochs"):
+        load_config(tmp_path / "bad.yaml")
+    (tmp_path / "cos.yaml").write_text("training: {epochs: 4, plateau_max_epochs: 8, lr_schedule: cosine}\n")
+    with pytest.raises(Exception, match="needs lr_schedule: constant"):
+        load_config(tmp_path / "cos.yaml")
+
+
+def test_one_process_extends_a_training_to_its_plateau_before_scoring_it(tmp_path, monkeypatch):
+    # run_in_process asks replan after each finished training and executes it again (never forced: forcing
+    # would delete the checkpoint it continues from) until its plan stops changing; then its evaluation
+    from crack_utils.study import executor
+    from crack_utils.study.notebook_run import Run
+
+    executed = []
+
+    def fake_run_one(run, results, repo, force, progress, *upstream, outputs_needed=True):
+        executed.append((run.name, run.parameters.get("EPOCHS"), force))
+        return Outcome(run.name, "done")
+
+    monkeypatch.setattr(executor, "run_one", fake_run_one)
+    monkeypatch.setattr(executor, "needed_outputs", lambda *a, **k: set())
+    monkeypatch.setattr(executor, "current_fingerprint", lambda *a: {})
+    monkeypatch.setattr(executor.freshness, "is_up_to_date", lambda *a: False)
+    train = Run("train", "s/03_train/bce-seed0", {"EPOCHS": 12})
+    runs = [train, Run("evaluate", "s/04_evaluate/bce-seed0", {}, deps=(train.name,))]
+
+    def replan(run):
+        return Run(run.stage, run.name, {"EPOCHS": min(run.parameters["EPOCHS"] + 2, 16)}, run.deps)
+
+    lines = []
+    outcomes = executor.run_in_process(runs, tmp_path, tmp_path, force=True, replan=replan, report=lines.append)
+    assert executed == [("s/03_train/bce-seed0", 12, True), ("s/03_train/bce-seed0", 14, False),
+                        ("s/03_train/bce-seed0", 16, False), ("s/04_evaluate/bce-seed0", None, True)]
+    assert [o.status for o in outcomes] == ["done", "done"]
+    assert any("not on its plateau after 12 epochs: extended to 14" in line for line in lines)
+    executed.clear()
+    executor.run_in_process(runs, tmp_path, tmp_path, replan=lambda run: None, report=lines.append)
+    assert [e[1] for e in executed] == [12, None]

@@ -45,6 +45,9 @@ DEFAULTS: dict = {
                  "snapshot_epochs": [],
                  # "constant" (the paper's) or "cosine" (annealed to 0 over the epochs; the CPU demo)
                  "lr_schedule": "constant",
+                 # train each training to its plateau: one not on it after `epochs` (training.plateau_status)
+                 # is extended two epochs at a time, from its checkpoint, up to this many; null: `epochs` only
+                 "plateau_max_epochs": None,
                  # where batches are made: "auto" (on the GPU when training on CUDA), "loader" or "device"
                  "batches": "auto"},
     "losses": list(paper.TABLE1_LOSSES),
@@ -113,6 +116,10 @@ def validate_config(config: dict, source: str = "config") -> None:
     if t["snapshot_epochs"] and t["lr_schedule"] != "constant":
         raise ConfigError(f"{source}: training.snapshot_epochs needs lr_schedule: constant (a snapshot of a "
                           f"{t['lr_schedule']} schedule is not what a shorter training would give)")
+    if t["plateau_max_epochs"] is not None and (t["lr_schedule"] != "constant" or t["plateau_max_epochs"] < t["epochs"]):
+        raise ConfigError(f"{source}: training.plateau_max_epochs ({t['plateau_max_epochs']}) needs lr_schedule: "
+                          f"constant (only a constant-rate training continues as if it had been longer) and at "
+                          f"least training.epochs ({t['epochs']})")
     snapshots = t["snapshot_epochs"] or []
     if not all(k <= t["epochs"] for k in snapshots):
         raise ConfigError(f"{source}: training.snapshot_epochs must be a list of epochs between 1 and "

@@ -284,6 +284,7 @@ SCHEMA: dict[str, Callable] = {
     "training.amp": amp(),
     "training.lr_schedule": choice("constant", "cosine"),
     "training.batches": choice("auto", "loader", "device"),
+    "training.plateau_max_epochs": integer(1, null=True),
     "training.snapshot_epochs": list_of(integer(1), "whole numbers >= 1", nonempty=False, null=True),
     "losses": None,  # filled in by check_values (the names of crack_utils.losses.LOSSES)
     "loss_options": None,  # filled in by check_values (keys: the names of crack_utils.losses.LOSSES)

@@ -205,10 +205,12 @@ def _note(outcome: Outcome, results: Path, index: int, total: int, started: bool
 
 
 def run_in_process(runs: list[Run], results: Path, repo: Path, force=None, progress: bool = True,
-                   finished: dict | None = None, report=print, after=None) -> list[Outcome]:
+                   finished: dict | None = None, report=print, after=None, replan=None) -> list[Outcome]:
     """Execute ``runs`` (in plan order, which respects ``deps`` and puts each training's evaluations right
     after it) one after another in this process; the run folders are ``results / run.name``.
-    ``after(outcome)`` is called as each run ends."""
+    ``after(outcome)`` is called as each run ends. ``replan(run)``: the run as planned now (or None); a
+    training that finished and is planned anew with other parameters (a training extended to its plateau,
+    ``training.plateau_max_epochs``) is executed again, from its checkpoint, before its evaluations."""
     finished = {} if finished is None else finished
     outcomes: dict[str, Outcome] = {}
     needed = needed_outputs(runs, results, repo, force)
@@ -221,6 +223,14 @@ def run_in_process(runs: list[Run], results: Path, repo: Path, force=None, progr
             report(f"[{index}/{len(runs)}] {run.notebook} -> {results.name}/{run.name}")
         outcome = run_one(run, results, repo, forced(run, force), progress, *upstream,
                           outputs_needed=run.name in needed)
+        while replan is not None and run.stage == "train" and outcome.status == "done":
+            again = replan(run)
+            if again is None or again.parameters == run.parameters:
+                break
+            report(f"{_note(outcome, results, index, len(runs), started)}; not on its plateau after "
+                   f"{run.parameters['EPOCHS']} epochs: extended to {again.parameters['EPOCHS']}")
+            run = again
+            outcome = run_one(run, results, repo, False, progress, *upstream, outputs_needed=run.name in needed)
         outcomes[run.name] = outcome
         finished[run.name] = outcome.status
         report(_note(outcome, results, index, len(runs), started))
