@@ -45,11 +45,12 @@ from crack_utils.study.watch import Watcher
 from crack_utils.training import snapshot_name
 
 
-def plan(config: dict, repo: Path | None = None) -> list[Run]:
+def plan(config: dict, repo: Path | None = None, histories: bool = True) -> list[Run]:
     """The notebook runs of a study config, in an order that respects their ``deps`` (paths relative to the
     repository root): data -> distance maps; data -> train -> evaluate (per training and budget); all -> report.
     With ``training.plateau_max_epochs`` each training's EPOCHS come from its finished run under ``repo``
-    (default: this repository) too (:func:`planned_epochs`)."""
+    (default: this repository) too (:func:`planned_epochs`), unless ``histories`` is False (trainings that
+    are retrained from scratch: ``--force train``)."""
     base = layout.study_dir(config["name"])
     data_dir = layout.data_dir(base).as_posix()
     data, dist, train, ev = config["data"], config["distance"], config["training"], config["evaluation"]
@@ -83,9 +84,9 @@ def plan(config: dict, repo: Path | None = None) -> list[Run]:
             "DETERMINISTIC": train["deterministic"], "AMP": train["amp"], "NORMALIZATION": item["normalization"],
             "RADIUS": item["radius"], "SNAPSHOT_EPOCHS": list(train["snapshot_epochs"] or []),
             "LR_SCHEDULE": train["lr_schedule"], "BATCHES": train["batches"]}, deps=(layout.DATA,)))
-        if train["plateau_max_epochs"] is not None:
+        if train["plateau_max_epochs"] is not None and histories:
             runs[-1].parameters["EPOCHS"] = planned_epochs((repo or repo_root()) / base, runs[-1], train["epochs"],
-                                                           train["plateau_max_epochs"])
+                                                           train["plateau_max_epochs"], repo or repo_root())
         epochs = runs[-1].parameters["EPOCHS"]
         evaluate = {"DATA_DIR": data_dir, "TRAIN_DIR": layout.train_dir(base, name, seed).as_posix(),
                     "CHECKPOINT_DIR": checkpoints, "CHECKPOINT": ev["checkpoint"],
@@ -109,25 +110,30 @@ def plan(config: dict, repo: Path | None = None) -> list[Run]:
     return runs
 
 
-def planned_epochs(study: Path, run: Run, epochs: int, max_epochs: int) -> int:
-    """EPOCHS of training ``run`` of a study trained to the plateau (``training.plateau_max_epochs``), from
-    the history of its finished run in ``study`` when that run had the same parameters but EPOCHS and
-    SNAPSHOT_EPOCHS (:func:`crack_utils.training.epochs_to_plateau`); ``epochs`` for a new training or one
-    whose other parameters changed (it is trained afresh)."""
+def planned_epochs(study: Path, run: Run, epochs: int, max_epochs: int, repo: Path) -> int:
+    """EPOCHS of training ``run`` (named relative to ``study``) of a study trained to the plateau
+    (``training.plateau_max_epochs``): from the ``history.csv`` of its finished run in ``study``
+    (:func:`crack_utils.training.epochs_to_plateau`) when that run's fingerprint is the current one but for
+    EPOCHS and SNAPSHOT_EPOCHS (the same notebook, parameters and upstream runs: the same training, only
+    longer); ``epochs`` for a new training or one that will be trained afresh."""
     import pandas as pd
 
+    from crack_utils.study.executor import current_fingerprint
     from crack_utils.study.freshness import METADATA
     from crack_utils.training import epochs_to_plateau
 
     folder = study / run.name
+
+    def without_lengths(fingerprint: dict) -> dict:
+        parameters = {k: v for k, v in fingerprint.get("parameters", {}).items() if k not in ("EPOCHS", "SNAPSHOT_EPOCHS")}
+        return dict(fingerprint, parameters=parameters)
+
     try:
-        recorded = json.loads((folder / METADATA).read_text())["parameters"]
-        history = pd.read_csv(folder / "history.csv")
+        recorded = json.loads((folder / METADATA).read_text())["fingerprint"]
+        history = pd.read_csv(folder / "history.csv", usecols=["val_dice"])
     except (FileNotFoundError, KeyError, ValueError):
         return int(epochs)
-    lengths = ("EPOCHS", "SNAPSHOT_EPOCHS")
-    planned = json.loads(json.dumps(run.parameters, default=str))  # as recorded: JSON types
-    if any(k not in recorded or recorded[k] != v for k, v in planned.items() if k not in lengths):
+    if without_lengths(recorded) != without_lengths(current_fingerprint(run, study, repo)):
         return int(epochs)
     return epochs_to_plateau(history, epochs, max_epochs)
 
@@ -151,12 +157,21 @@ def run_study(config_path: str | Path, stages: list[str] | None = None, progress
                        per_gpu=per_gpu, watch_interval=watch_interval)[0]
 
 
-def study_runs(config: dict, stages: list[str] | None = None) -> list[Run]:
+def study_runs(config: dict, stages: list[str] | None = None, force=None, repo: Path | None = None) -> list[Run]:
     """:func:`plan` with run names (and deps) relative to ``results/``: ``<study>/<run>``, so that the runs
-    of several studies form one graph."""
+    of several studies form one graph. ``force`` (as for :func:`run_study`) that retrains the trainings
+    plans them at ``training.epochs``, not from their histories."""
     prefix = config["name"] + "/"
+    afresh = force is True or (bool(force) and "train" in force)
     return [Run(r.stage, prefix + r.name, r.parameters, tuple(prefix + d for d in r.deps))
-            for r in plan(config) if stages is None or r.stage in stages]
+            for r in plan(config, repo, histories=not afresh) if stages is None or r.stage in stages]
+
+
+def _trained_epochs(run_folder: Path) -> int:
+    """Epochs a finished training run recorded (0 without one)."""
+    from crack_utils.training_records import TrainingSummary
+
+    return TrainingSummary.read(run_folder).epochs if TrainingSummary.exists(run_folder) else 0
 
 
 def replanner(configs: list[dict], stages: list[str] | None = None):
@@ -201,7 +216,7 @@ def run_studies(config_paths, stages: list[str] | None = None, progress: bool = 
         # trainings); the per-epoch summary lines remain in the reports.
         os.environ.setdefault("TQDM_DISABLE", "1")
         root = repo / layout.RESULTS
-        runs = [run for config in configs for run in study_runs(config, stages)]
+        runs = [run for config in configs for run in study_runs(config, stages, force)]
         on_dask = bool(workers or scheduler)
         what = f"study {names[0]!r}" if len(names) == 1 else f"{len(names)} studies ({', '.join(names)})"
         print(f"{what}: {len(runs)} notebook runs"
@@ -250,8 +265,8 @@ def run_studies(config_paths, stages: list[str] | None = None, progress: bool = 
         if failures:
             raise StudyError(failure_summary(failures))
         if on_dask:  # Dask runs the graph as planned: a training that has to go on to its plateau waits for the next run
-            longer = [name for c in configs if c["training"]["plateau_max_epochs"] is not None
-                      for name, state in run_states(study_runs(c, ["train"]), root, repo).items() if state == "out of date"]
+            longer = [r.name for c in configs if c["training"]["plateau_max_epochs"] is not None
+                      for r in study_runs(c, ["train"]) if r.parameters["EPOCHS"] > _trained_epochs(root / r.name)]
             if longer:
                 print(f"{len(longer)} trainings are not on their plateau yet ({', '.join(longer)}): run the same "
                       "command again to extend them from their checkpoints", flush=True)
@@ -272,7 +287,7 @@ def dry_run(config_path: str | Path, stages: list[str] | None = None, force=None
 
     config = load_config(config_path)
     repo = repo_root()
-    states = run_states(study_runs(config, stages), repo / layout.RESULTS, repo, force)
+    states = run_states(study_runs(config, stages, force), repo / layout.RESULTS, repo, force)
     for name, state in states.items():
         if state != "up to date":
             print(f"  {name}: {state}")

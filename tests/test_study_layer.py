@@ -456,50 +456,66 @@ def test_the_last_line_points_to_the_report_page_only_when_there_is_one(tmp_path
     assert report_pointer("results/s", tmp_path, False) == "see results/s/report.html (from an earlier report stage)"
 
 
-def _history_run(study: Path, run, val_dice, **changed):
-    """A finished training run of ``run`` in ``study`` whose history has ``val_dice`` per epoch and whose
-    recorded parameters are the run's, with ``changed`` ones."""
+def _history_run(repo: Path, study: Path, run, val_dice, **changed):
+    """A finished training run of ``run`` in ``study`` whose history has ``val_dice`` per epoch, with the
+    fingerprint it would have now at that length (and ``changed`` parameters)."""
     import pandas as pd
+
+    from crack_utils.study.executor import current_fingerprint
+    from crack_utils.study.notebook_run import Run
 
     folder = study / run.name
     folder.mkdir(parents=True, exist_ok=True)
-    parameters = dict(run.parameters, EPOCHS=len(val_dice), OUT_DIR="x", notebook="n", **changed)
-    (folder / freshness.METADATA).write_text(json.dumps({"run_id": "t", "parameters": parameters}))
+    done = Run(run.stage, run.name, dict(run.parameters, EPOCHS=len(val_dice), **changed), run.deps)
+    (folder / freshness.METADATA).write_text(json.dumps({"run_id": "t", "fingerprint": current_fingerprint(done, study, repo)}))
     pd.DataFrame({"epoch": range(1, len(val_dice) + 1), "val_dice": val_dice}).to_csv(folder / "history.csv", index=False)
 
 
 def test_a_training_to_its_plateau_is_planned_from_its_history(tmp_path):
     # training.plateau_max_epochs: a finished training not on its plateau is planned two epochs longer (it is
-    # then extended from its checkpoint); one on it, or at the maximum, keeps its length; a changed parameter
-    # (it is trained afresh) or no history plans training.epochs
+    # then extended from its checkpoint); one on it, or at the maximum, keeps its length; one that will be
+    # trained afresh (other parameters, a rerun upstream, --force train) or is new plans training.epochs
+    from crack_utils.pipeline import study_runs
+
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks" / "03_train_model.ipynb").write_text("{}")
     (tmp_path / "p.yaml").write_text("name: p\nlosses: [bce, dice]\n"
                                      "training: {epochs: 4, plateau_max_epochs: 8, snapshot_epochs: [2]}\n")
     config = load_config(tmp_path / "p.yaml")
+    study = tmp_path / "results" / "p"
+    _finished_run(study / "01_data", {}, run_id="d1")
 
     def planned():
         return {r.name: r.parameters["EPOCHS"] for r in plan(config, tmp_path) if r.stage == "train"}
 
     assert planned() == {"03_train/bce-seed0": 4, "03_train/dice-seed0": 4}
-    study = tmp_path / "results" / "p"
     runs = {r.name: r for r in plan(config, tmp_path)}
     rising, flat = [0.5, 0.6, 0.61, 0.63], [0.5, 0.6, 0.601, 0.603]
-    _history_run(study, runs["03_train/bce-seed0"], rising)
-    _history_run(study, runs["03_train/dice-seed0"], flat)
+    _history_run(tmp_path, study, runs["03_train/bce-seed0"], rising)
+    _history_run(tmp_path, study, runs["03_train/dice-seed0"], flat)
     assert planned() == {"03_train/bce-seed0": 6, "03_train/dice-seed0": 4}
-    _history_run(study, runs["03_train/bce-seed0"], rising + [0.64, 0.66])  # still rising at 6
+    assert {r.parameters["EPOCHS"] for r in plan(config, tmp_path, histories=False) if r.stage == "train"} == {4}
+    _history_run(tmp_path, study, runs["03_train/bce-seed0"], rising + [0.64, 0.66])  # still rising at 6
     assert planned()["03_train/bce-seed0"] == 8
-    _history_run(study, runs["03_train/bce-seed0"], rising + [0.64, 0.66, 0.67, 0.70])  # the maximum
+    _history_run(tmp_path, study, runs["03_train/bce-seed0"], rising + [0.64, 0.66, 0.67, 0.70])  # the maximum
     assert planned()["03_train/bce-seed0"] == 8
-    _history_run(study, runs["03_train/dice-seed0"], rising, LR=0.001)  # another training: afresh
+    _history_run(tmp_path, study, runs["03_train/dice-seed0"], rising, LR=0.001)  # another training: afresh
     assert planned()["03_train/dice-seed0"] == 4
-    budgets = [r.name for r in plan(config, tmp_path) if r.name.startswith("04_evaluate/bce-epoch")]
-    assert budgets == ["04_evaluate/bce-epoch2-seed0"]
-    (tmp_path / "bad.yaml").write_text("training: {epochs: 4, plateau_max_epochs: 3}\n")
-    with pytest.raises(Exception, match="plateau_max_epochs"):
-        load_config(tmp_path / "bad.yaml")
-    (tmp_path / "cos.yaml").write_text("training: {epochs: 4, plateau_max_epochs: 8, lr_schedule: cosine}\n")
-    with pytest.raises(Exception, match="needs lr_schedule: constant"):
-        load_config(tmp_path / "cos.yaml")
+    _history_run(tmp_path, study, runs["03_train/dice-seed0"], rising)
+    assert planned()["03_train/dice-seed0"] == 6
+    def trained(force):
+        return {r.name: r.parameters["EPOCHS"] for r in study_runs(config, ["train"], force, tmp_path)}
+
+    assert trained(None)["p/03_train/bce-seed0"] == 8 and trained({"evaluate"})["p/03_train/bce-seed0"] == 8
+    assert set(trained({"train"}).values()) == set(trained(True).values()) == {4}  # retrained from scratch
+    (study / "01_data" / freshness.METADATA).write_text(json.dumps({"run_id": "d2", "fingerprint": {}}))
+    assert planned()["03_train/dice-seed0"] == 4  # its data were prepared again: afresh
+    for bad, why in (("{epochs: 4, plateau_max_epochs: 3}", "at least training.epochs"),
+                     ("{epochs: 4, plateau_max_epochs: 8, lr_schedule: cosine}", "needs lr_schedule: constant"),
+                     ("{epochs: 4, plateau_max_epochs: 8, snapshot_epochs: [2, 4]}", "snapshot_epochs below")):
+        (tmp_path / "bad.yaml").write_text(f"training: {bad}\n")
+        with pytest.raises(Exception, match=why):
+            load_config(tmp_path / "bad.yaml")
 
 
 def test_one_process_extends_a_training_to_its_plateau_before_scoring_it(tmp_path, monkeypatch):

@@ -116,11 +116,14 @@ def validate_config(config: dict, source: str = "config") -> None:
     if t["snapshot_epochs"] and t["lr_schedule"] != "constant":
         raise ConfigError(f"{source}: training.snapshot_epochs needs lr_schedule: constant (a snapshot of a "
                           f"{t['lr_schedule']} schedule is not what a shorter training would give)")
-    if t["plateau_max_epochs"] is not None and (t["lr_schedule"] != "constant" or t["plateau_max_epochs"] < t["epochs"]):
-        raise ConfigError(f"{source}: training.plateau_max_epochs ({t['plateau_max_epochs']}) needs lr_schedule: "
-                          f"constant (only a constant-rate training continues as if it had been longer) and at "
-                          f"least training.epochs ({t['epochs']})")
     snapshots = t["snapshot_epochs"] or []
+    if t["plateau_max_epochs"] is not None and (t["lr_schedule"] != "constant" or t["plateau_max_epochs"] < t["epochs"]
+                                                or any(k >= t["epochs"] for k in snapshots)):
+        raise ConfigError(f"{source}: training.plateau_max_epochs ({t['plateau_max_epochs']}) needs lr_schedule: "
+                          f"constant (only a constant-rate training continues as if it had been longer), at "
+                          f"least training.epochs ({t['epochs']}), and snapshot_epochs below training.epochs "
+                          f"(a budget at the last epoch would be the training's own evaluation only until it "
+                          f"is extended), got {snapshots!r}")
     if not all(k <= t["epochs"] for k in snapshots):
         raise ConfigError(f"{source}: training.snapshot_epochs must be a list of epochs between 1 and "
                           f"training.epochs ({t['epochs']}), got {snapshots!r}")
