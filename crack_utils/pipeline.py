@@ -85,8 +85,9 @@ def plan(config: dict, repo: Path | None = None, histories: bool = True) -> list
             "RADIUS": item["radius"], "SNAPSHOT_EPOCHS": list(train["snapshot_epochs"] or []),
             "LR_SCHEDULE": train["lr_schedule"], "BATCHES": train["batches"]}, deps=(layout.DATA,)))
         if train["plateau_max_epochs"] is not None and histories:
-            runs[-1].parameters["EPOCHS"] = planned_epochs((repo or repo_root()) / base, runs[-1], train["epochs"],
-                                                           train["plateau_max_epochs"], repo or repo_root())
+            as_run = Run("train", f"{config['name']}/{train_run}", runs[-1].parameters, (f"{config['name']}/{layout.DATA}",))
+            runs[-1].parameters["EPOCHS"] = planned_epochs((repo or repo_root()) / layout.RESULTS, as_run,
+                                                           train["epochs"], train["plateau_max_epochs"], repo or repo_root())
         epochs = runs[-1].parameters["EPOCHS"]
         evaluate = {"DATA_DIR": data_dir, "TRAIN_DIR": layout.train_dir(base, name, seed).as_posix(),
                     "CHECKPOINT_DIR": checkpoints, "CHECKPOINT": ev["checkpoint"],
@@ -110,9 +111,10 @@ def plan(config: dict, repo: Path | None = None, histories: bool = True) -> list
     return runs
 
 
-def planned_epochs(study: Path, run: Run, epochs: int, max_epochs: int, repo: Path) -> int:
-    """EPOCHS of training ``run`` (named relative to ``study``) of a study trained to the plateau
-    (``training.plateau_max_epochs``): from the ``history.csv`` of its finished run in ``study``
+def planned_epochs(results: Path, run: Run, epochs: int, max_epochs: int, repo: Path) -> int:
+    """EPOCHS of training ``run`` (named, with its deps, relative to ``results``, as the pipeline runs it:
+    ``<study>/03_train/<tag>``) of a study trained to the plateau (``training.plateau_max_epochs``): from the
+    ``history.csv`` of its finished run in ``results``
     (:func:`crack_utils.training.epochs_to_plateau`) when that run's fingerprint is the current one but for
     EPOCHS and SNAPSHOT_EPOCHS (the same notebook, parameters and upstream runs: the same training, only
     longer); ``epochs`` for a new training or one that will be trained afresh."""
@@ -122,7 +124,7 @@ def planned_epochs(study: Path, run: Run, epochs: int, max_epochs: int, repo: Pa
     from crack_utils.study.freshness import METADATA
     from crack_utils.training import epochs_to_plateau
 
-    folder = study / run.name
+    folder = results / run.name
 
     def without_lengths(fingerprint: dict) -> dict:
         parameters = {k: v for k, v in fingerprint.get("parameters", {}).items() if k not in ("EPOCHS", "SNAPSHOT_EPOCHS")}
@@ -133,7 +135,7 @@ def planned_epochs(study: Path, run: Run, epochs: int, max_epochs: int, repo: Pa
         history = pd.read_csv(folder / "history.csv", usecols=["val_dice"])
     except (FileNotFoundError, KeyError, ValueError):
         return int(epochs)
-    if without_lengths(recorded) != without_lengths(current_fingerprint(run, study, repo)):
+    if without_lengths(recorded) != without_lengths(current_fingerprint(run, results, repo)):
         return int(epochs)
     return epochs_to_plateau(history, epochs, max_epochs)
 

@@ -456,18 +456,19 @@ def test_the_last_line_points_to_the_report_page_only_when_there_is_one(tmp_path
     assert report_pointer("results/s", tmp_path, False) == "see results/s/report.html (from an earlier report stage)"
 
 
-def _history_run(repo: Path, study: Path, run, val_dice, **changed):
-    """A finished training run of ``run`` in ``study`` whose history has ``val_dice`` per epoch, with the
-    fingerprint it would have now at that length (and ``changed`` parameters)."""
+def _history_run(repo: Path, results: Path, run, val_dice, **changed):
+    """A finished training run of ``run`` (as the pipeline names it, relative to ``results``) whose history
+    has ``val_dice`` per epoch, with the fingerprint it would have now at that length (and ``changed``
+    parameters)."""
     import pandas as pd
 
     from crack_utils.study.executor import current_fingerprint
     from crack_utils.study.notebook_run import Run
 
-    folder = study / run.name
+    folder = results / run.name
     folder.mkdir(parents=True, exist_ok=True)
     done = Run(run.stage, run.name, dict(run.parameters, EPOCHS=len(val_dice), **changed), run.deps)
-    (folder / freshness.METADATA).write_text(json.dumps({"run_id": "t", "fingerprint": current_fingerprint(done, study, repo)}))
+    (folder / freshness.METADATA).write_text(json.dumps({"run_id": "t", "fingerprint": current_fingerprint(done, results, repo)}))
     pd.DataFrame({"epoch": range(1, len(val_dice) + 1), "val_dice": val_dice}).to_csv(folder / "history.csv", index=False)
 
 
@@ -482,14 +483,16 @@ def test_a_training_to_its_plateau_is_planned_from_its_history(tmp_path):
     (tmp_path / "p.yaml").write_text("name: p\nlosses: [bce, dice]\n"
                                      "training: {epochs: 4, plateau_max_epochs: 8, snapshot_epochs: [2]}\n")
     config = load_config(tmp_path / "p.yaml")
-    study = tmp_path / "results" / "p"
-    _finished_run(study / "01_data", {}, run_id="d1")
+    _finished_run(tmp_path / "results" / "p" / "01_data", {}, run_id="d1")
 
     def planned():
         return {r.name: r.parameters["EPOCHS"] for r in plan(config, tmp_path) if r.stage == "train"}
 
     assert planned() == {"03_train/bce-seed0": 4, "03_train/dice-seed0": 4}
-    runs = {r.name: r for r in plan(config, tmp_path)}
+    # runs as the pipeline executes and records them: named (and their deps) relative to results/
+    runs = {r.name.removeprefix("p/"): r for r in study_runs(config, repo=tmp_path)}
+    assert runs["03_train/bce-seed0"].deps == ("p/01_data",)
+    study = tmp_path / "results"
     rising, flat = [0.5, 0.6, 0.61, 0.63], [0.5, 0.6, 0.601, 0.603]
     _history_run(tmp_path, study, runs["03_train/bce-seed0"], rising)
     _history_run(tmp_path, study, runs["03_train/dice-seed0"], flat)
@@ -508,7 +511,7 @@ def test_a_training_to_its_plateau_is_planned_from_its_history(tmp_path):
 
     assert trained(None)["p/03_train/bce-seed0"] == 8 and trained({"evaluate"})["p/03_train/bce-seed0"] == 8
     assert set(trained({"train"}).values()) == set(trained(True).values()) == {4}  # retrained from scratch
-    (study / "01_data" / freshness.METADATA).write_text(json.dumps({"run_id": "d2", "fingerprint": {}}))
+    (study / "p" / "01_data" / freshness.METADATA).write_text(json.dumps({"run_id": "d2", "fingerprint": {}}))
     assert planned()["03_train/dice-seed0"] == 4  # its data were prepared again: afresh
     for bad, why in (("{epochs: 4, plateau_max_epochs: 3}", "at least training.epochs"),
                      ("{epochs: 4, plateau_max_epochs: 8, lr_schedule: cosine}", "needs lr_schedule: constant"),
