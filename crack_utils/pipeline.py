@@ -169,7 +169,7 @@ def study_runs(config: dict, stages: list[str] | None = None, force=None, repo: 
             for r in plan(config, repo, histories=not afresh) if stages is None or r.stage in stages]
 
 
-def _trained_epochs(run_folder: Path) -> int:
+def _recorded_epochs(run_folder: Path) -> int:
     """Epochs a finished training run recorded (0 without one)."""
     from crack_utils.training_records import TrainingSummary
 
@@ -268,7 +268,7 @@ def run_studies(config_paths, stages: list[str] | None = None, progress: bool = 
             raise StudyError(failure_summary(failures))
         if on_dask:  # Dask runs the graph as planned: a training that has to go on to its plateau waits for the next run
             longer = [r.name for c in configs if c["training"]["plateau_max_epochs"] is not None
-                      for r in study_runs(c, ["train"]) if r.parameters["EPOCHS"] > _trained_epochs(root / r.name)]
+                      for r in study_runs(c, ["train"]) if r.parameters["EPOCHS"] > _recorded_epochs(root / r.name)]
             if longer:
                 print(f"{len(longer)} trainings are not on their plateau yet ({', '.join(longer)}): run the same "
                       "command again to extend them from their checkpoints", flush=True)

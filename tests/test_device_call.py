@@ -22,12 +22,12 @@ def test_a_tree_at_the_committed_limit_keeps_the_gpu_run_at_two_calls():
     wheels still travel in two calls; a tree 1 MiB over 28.9 MiB would need a third."""
     from crack_utils.study import committed
 
-    half = committed.DATA_PARTS_BYTES // 2
-    carried = [(".gpu/data.npz.part-aa", half), (".gpu/data.npz.part-ab", committed.DATA_PARTS_BYTES - half),
-               (".whl", committed.WHEELS_BYTES)]
+    half = dc.DATA_PARTS_BYTES // 2
+    carried = [(".gpu/data.npz.part-aa", half), (".gpu/data.npz.part-ab", dc.DATA_PARTS_BYTES - half),
+               (".whl", dc.WHEELS_BYTES)]
     calls = dc.plan_calls(committed.MAX_TRACKED_BYTES, carried)
     assert len(calls) == 2 and all(c.total(committed.MAX_TRACKED_BYTES) <= dc.CALL_LIMIT_BYTES for c in calls)
-    assert len(dc.plan_calls(dc.CALL_LIMIT_BYTES - committed.DATA_PARTS_BYTES + MIB, carried)) == 3
+    assert len(dc.plan_calls(dc.CALL_LIMIT_BYTES - dc.DATA_PARTS_BYTES + MIB, carried)) == 3
 
 
 def test_everything_in_one_call_when_it_fits():

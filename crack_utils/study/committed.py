@@ -49,14 +49,11 @@ COMPRESSED_TABLES = (f"{layout.DATA}/manifest.csv", f"{layout.DISTANCE}/distance
 XZ = ".xz"
 #: The tracked tree and any one tracked file must stay under these. Every device call carries the tree, and
 #: one call holds 60 MiB (:data:`crack_utils.tools.device_call.CALL_LIMIT_BYTES`): the GPU run's encoded data
-#: parts (:data:`DATA_PARTS_BYTES`) fit one call beside a tree of up to 28.9 MiB, the wheels (25.3 MiB) beside
-#: one of 34.7, so under this limit the run stays at two calls (tests/test_device_call.py). 24 MiB until
-#: 2026-12-07, when the converged study's 63 evaluations (issue 25) were about to take the tree to ~27 MiB.
+#: parts (:data:`~crack_utils.tools.device_call.DATA_PARTS_BYTES`) fit one call beside a tree of up to 28.9 MiB,
+#: the wheels beside one of 34.7, so under this limit the run stays at two calls (tests/test_device_call.py).
+#: 24 MiB until 2026-12-07, when the converged study's 63 evaluations (issue 25) were about to take the tree
+#: to ~27 MiB.
 MAX_TRACKED_BYTES = 28 * 2**20
-#: What the GPU run carries besides the tree, measured 2026-11-28 (scripts/gpu_pack.sh): the six datasets
-#: encoded at 128 px (``.gpu/data.npz.part-*``) and the wheels of requirements/gpu-wheels.txt (``.whl``).
-DATA_PARTS_BYTES = int(31.1 * 2**20)
-WHEELS_BYTES = int(25.3 * 2**20)
 MAX_FILE_BYTES = 2 * 2**20
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/svg+xml", "image/gif")
 STRIPPED = ("[figure not kept in the committed copy of this notebook (crack_utils.study.committed); "

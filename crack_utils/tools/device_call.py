@@ -21,6 +21,10 @@ from pathlib import Path
 
 #: What one call may carry, tracked tree included (the machine's limit is 64 MiB; 4 MiB kept in hand).
 CALL_LIMIT_BYTES = 60 * 2**20
+#: What the GPU run carries besides the tree, measured 2026-11-28 (scripts/gpu_pack.sh): the six datasets
+#: encoded at 128 px (``.gpu/data.npz.part-*``) and the wheels of requirements/gpu-wheels.txt (``.whl``).
+DATA_PARTS_BYTES = int(31.1 * 2**20)
+WHEELS_BYTES = int(25.3 * 2**20)
 #: Paths one call may name in ``carry``.
 MAX_CARRY_PATHS = 8
 MIB = 2**20
