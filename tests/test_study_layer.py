@@ -118,6 +118,10 @@ def test_training_line_and_eta():
     assert watch.training_line("bce-seed0", end).startswith("bce-seed0: epoch 10/10,")
     assert watch.remaining_epochs(10, mid) == pytest.approx(8.75)
     assert watch.remaining_epochs(10, None) == 10
+    # extended to its plateau: planned at 12, now running passes 13-14 from its checkpoint
+    extending = dict(mid, epoch=12, epochs=14, batch=114)
+    assert watch.remaining_epochs(12, extending) == pytest.approx(1.5)
+    assert watch.remaining_epochs(14, dict(mid, epochs=12)) == pytest.approx(12.75)  # plan longer: the plan
     assert watch.eta_seconds(8.75, None, 3, 30.0, 1) is None  # nothing timed yet: no guess
     assert watch.eta_seconds(8.75, 600.0, 3, 30.0, 1) == pytest.approx(8.75 * 600 + 90)
     assert watch.eta_seconds(8.75, 600.0, 3, 30.0, 2) == pytest.approx((8.75 * 600 + 90) / 2)

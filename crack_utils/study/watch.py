@@ -59,9 +59,12 @@ def training_line(name: str, progress: dict | None) -> str:
 
 
 def remaining_epochs(epochs: int, progress: dict | None) -> float:
-    """Epochs a training still has to run, counting the finished share of the running epoch."""
+    """Epochs a training still has to run, counting the finished share of the running epoch. ``epochs`` is
+    the planned length; the training's own target (``progress["epochs"]``) wins when it is longer: a training
+    extended to its plateau (``training.plateau_max_epochs``) runs past the length it was planned at."""
     if not progress:
         return float(epochs)
+    epochs = max(int(epochs), int(progress.get("epochs") or 0))
     done = float(progress.get("epoch") or 0)
     if progress.get("batches") and progress.get("batch") and done < epochs:
         done += progress["batch"] / progress["batches"]
