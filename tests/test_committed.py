@@ -219,6 +219,26 @@ def test_a_changed_parameter_makes_its_runs_and_what_reads_them_out_of_date():
     assert forced == {"seeds/01_data": "forced"}
 
 
+def test_each_committed_study_records_the_config_it_is_planned_from():
+    # results/<name>/study_config.json is what the overview and the report read (the seeds a study has, its
+    # protocol line); a study grown in a worktree must bring its current record along, not keep an older
+    # stage's. Keys a later commit added with a None default are absent from older records, and that is all.
+    repo = repo_root()
+
+    def recorded_form(planned, recorded):
+        if not isinstance(planned, dict):
+            return planned
+        return {k: recorded_form(v, recorded.get(k, {}) if isinstance(recorded, dict) else {})
+                for k, v in planned.items() if not (v is None and k not in recorded)}
+
+    configs = _committed_study_configs()
+    assert {"seeds", "converged"} <= {c["name"] for c in configs}
+    for config in configs:
+        recorded = json.loads((repo / "results" / config["name"] / "study_config.json").read_text())
+        planned = json.loads(json.dumps(config, default=str))
+        assert recorded_form(planned, recorded) == recorded, f"results/{config['name']}/study_config.json is stale"
+
+
 def test_every_committed_training_summary_matches_its_schema():
     from crack_utils.training_records import TrainingSummary
 
