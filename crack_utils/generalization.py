@@ -170,15 +170,14 @@ def summary_ready(results_dir, config: dict) -> bool:
     :func:`run` does not hand such a study to the pipeline. Its training and data runs are git-ignored (only
     what notebook 06 reads is committed), so in a fresh clone the pipeline would find them "not run yet" and
     retrain hours; a study whose config changed (other seeds, another protocol) is not ready and is run."""
-    import json
-
+    from crack_utils.study.config import recorded_as
     from crack_utils.study.layout import evaluation_dir
 
     try:
         stored = read_study_config(results_dir)
     except FileNotFoundError:
         return False
-    if json.loads(json.dumps(config)) != stored:
+    if not recorded_as(config, stored):
         return False
     return all((evaluation_dir(results_dir, loss, seed) / "scores.json").is_file()
                for loss in config["losses"] for seed in config["seeds"])

@@ -220,23 +220,36 @@ def test_a_changed_parameter_makes_its_runs_and_what_reads_them_out_of_date():
 
 
 def test_each_committed_study_records_the_config_it_is_planned_from():
-    # results/<name>/study_config.json is what the overview and the report read (the seeds a study has, its
-    # protocol line); a study grown in a worktree must bring its current record along, not keep an older
-    # stage's. Keys a later commit added with a None default are absent from older records, and that is all.
+    # results/<name>/study_config.json is what the overview, the report and generalization.summary_ready read
+    # (the seeds a study has, its protocol); a study grown in a worktree must bring its current record along,
+    # not keep an older stage's, and a key added later with a None default must not make old records stale.
+    import subprocess
+
+    from crack_utils.generalization import summary_ready
+    from crack_utils.study.config import recorded_as
+
     repo = repo_root()
-
-    def recorded_form(planned, recorded):
-        if not isinstance(planned, dict):
-            return planned
-        return {k: recorded_form(v, recorded.get(k, {}) if isinstance(recorded, dict) else {})
-                for k, v in planned.items() if not (v is None and k not in recorded)}
-
-    configs = _committed_study_configs()
-    assert {"seeds", "converged"} <= {c["name"] for c in configs}
+    tracked = set(subprocess.run(["git", "ls-files", "results/*/study_config.json"], cwd=repo, capture_output=True,
+                                 text=True, check=True).stdout.split())
+    configs = [c for c in _committed_study_configs() if f"results/{c['name']}/study_config.json" in tracked]
+    assert {"seeds", "converged", "lodo_cfd"} <= {c["name"] for c in configs}
     for config in configs:
         recorded = json.loads((repo / "results" / config["name"] / "study_config.json").read_text())
-        planned = json.loads(json.dumps(config, default=str))
-        assert recorded_form(planned, recorded) == recorded, f"results/{config['name']}/study_config.json is stale"
+        assert recorded_as(config, recorded), f"results/{config['name']}/study_config.json is stale"
+    lodo = [c for c in configs if c["name"].startswith("lodo_")]
+    assert len(lodo) == 6 and all(summary_ready(repo / "results" / c["name"], c) for c in lodo)  # notebook 06 only
+
+
+def test_a_record_made_before_a_key_with_a_none_default_existed_is_still_the_config():
+    from crack_utils.study.config import recorded_as
+
+    config = {"name": "s", "seeds": [0, 1], "training": {"epochs": 12, "plateau_max_epochs": None}}
+    assert recorded_as(config, {"name": "s", "seeds": [0, 1], "training": {"epochs": 12}})
+    assert recorded_as(config, {"name": "s", "seeds": [0, 1], "training": {"epochs": 12, "plateau_max_epochs": None}})
+    assert not recorded_as(config, {"name": "s", "seeds": [0], "training": {"epochs": 12}})  # fewer seeds
+    assert not recorded_as(dict(config, training={"epochs": 12, "plateau_max_epochs": 24}),
+                           {"name": "s", "seeds": [0, 1], "training": {"epochs": 12}})  # the key is on: another protocol
+    assert not recorded_as(config, {"name": "s", "seeds": [0, 1], "training": None})
 
 
 def test_every_committed_training_summary_matches_its_schema():

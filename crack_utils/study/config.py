@@ -105,6 +105,20 @@ def load_config(path: str | Path) -> dict:
     return config
 
 
+def recorded_as(config: dict, recorded: dict) -> bool:
+    """Whether a study's record (``results/<name>/study_config.json``, :func:`~crack_utils.study.layout.read_study_config`)
+    is ``config``: equal, except that keys a later version added with a ``None`` default (off: the behaviour
+    before they existed, e.g. ``training.plateau_max_epochs``) may be absent from an older record."""
+    import json
+
+    def as_recorded(planned, stored):
+        if not isinstance(planned, dict) or not isinstance(stored, dict):
+            return planned
+        return {k: as_recorded(v, stored.get(k)) for k, v in planned.items() if not (v is None and k not in stored)}
+
+    return as_recorded(json.loads(json.dumps(config, default=str)), recorded) == recorded
+
+
 def validate_config(config: dict, source: str = "config") -> None:
     """Check every value against the schema (:mod:`crack_utils.study.config_schema`, the only check of single
     values), then the rules between values here; raise :class:`ConfigError` naming ``source`` and the key.
