@@ -143,7 +143,7 @@ def test_committed_studies_are_slim_and_rerunnable_from_what_is_tracked():
     for path in sorted(p for p in tracked if p.startswith("results/") and p.endswith(".ipynb")):
         text = (repo_root() / path).read_text(encoding="utf-8")
         assert '"image/png"' not in text, f"{path} embeds a figure: run python -m crack_utils.study.committed"
-    for study in ("seeds", "convergence"):
+    for study in ("seeds", "convergence", "converged"):
         for name in ("05_report/05_make_figures.ipynb", "05_report/run_metadata.json", "05_report/test_split.npz",
                      "01_data/manifest.csv.xz", "table1.csv", "figure2.png"):
             assert f"results/{study}/{name}" in tracked, (study, name)
@@ -296,3 +296,24 @@ def test_the_converged_protocol_trains_in_one_precision_on_every_machine():
     assert config["training"]["amp"] is True
     # and each training goes on to its plateau (issue 25's rule), from 12 passes
     assert config["training"]["epochs"] == 12 and config["training"]["plateau_max_epochs"] == 24
+
+
+def test_the_committed_converged_study_meets_its_done_rule():
+    """Issue 25: the headline study holds BCE, Dice and the Distance-based Loss at >= 3 seeds, each trained
+    >= 6 full passes and on its plateau by its own history.csv (the best validation Dice rose < 0.005 over the
+    last two passes), with its report built over those seeds."""
+    import pandas as pd
+
+    from crack_utils import overview
+    from crack_utils.training_length import plateau_status
+
+    results = repo_root() / "results"
+    trainings = overview.converged_trainings(results)
+    assert set(trainings["loss"]) == {"bce", "dice", "distance"}
+    assert (trainings.groupby("loss")["seed"].nunique() >= 3).all()
+    for row in trainings.itertuples(index=False):
+        history = pd.read_csv(results / "converged" / "03_train" / f"{row.loss}-seed{row.seed}" / "history.csv")
+        assert len(history) >= overview.MIN_CONVERGED_PASSES and row.passes >= overview.MIN_CONVERGED_PASSES, row
+        assert plateau_status(history)["plateau"], (row.loss, row.seed, plateau_status(history))
+    assert int(pd.read_csv(results / "converged" / "table1.csv")["n_seeds"].min()) >= 3
+    assert overview.headline_study(results) == overview.CONVERGED
